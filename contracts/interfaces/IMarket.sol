@@ -36,7 +36,7 @@ interface IMarket {
         address provider;
         OfferTerms terms;
         bool paused;
-        uint256[] peerIds;
+        uint256[] peerIds; // every peer ever added, removed ones included (see Peer.removed)
     }
 
     /// @notice A peer to add to an offer.
@@ -73,6 +73,8 @@ interface IMarket {
     error MarketNotDealManager(address caller);
     error MarketDealManagerAlreadySet(address dealManager);
     error MarketNotEnoughFreeCus(uint256 peerId, uint32 freeCus, uint32 requested);
+    error MarketReleaseExceedsUsed(uint256 peerId, uint32 usedCus, uint32 requested);
+    error MarketZeroAddress(string field);
 
     // ----------------------------------------------------------------- events
 
@@ -89,6 +91,7 @@ interface IMarket {
     event CusAllocated(uint256 indexed peerId, uint32 cus, uint32 freeCus);
     event CusReleased(uint256 indexed peerId, uint32 cus, uint32 freeCus);
     event DealManagerSet(address dealManager);
+    event CollateralPerCuSet(uint256 collateralPerCu);
 
     // ------------------------------------------------------------- providers
 
@@ -151,8 +154,17 @@ interface IMarket {
     function releaseCus(uint256 peerId, uint32 cus) external;
 
     /// @notice Sets the DealManager once, after both contracts are deployed.
-    /// @dev Only the owner, only once. Emits {DealManagerSet}.
+    /// @dev Only the owner, only once. Reverts with {MarketZeroAddress} for the
+    /// zero address. Emits {DealManagerSet}.
     function setDealManager(address dealManager) external;
+
+    // ----------------------------------------------------------------- admin
+
+    /// @notice Sets the FLT wei of stake required per offered CU.
+    /// @dev Only the owner. A raise applies at once: providers whose stake no
+    /// longer covers their CUs get no new workers until they stake more, and
+    /// cannot add CUs or unstake. Emits {CollateralPerCuSet}.
+    function setCollateralPerCu(uint256 collateralPerCu) external;
 
     // ----------------------------------------------------------------- views
 

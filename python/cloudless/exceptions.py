@@ -24,6 +24,38 @@ class PackageError(CloudlessError, ValueError):
     """A function package is malformed or does not match its CID."""
 
 
+class InvalidCidError(PackageError):
+    """A CID is malformed or is not a CIDv1 of raw bytes with a sha2-256 multihash."""
+
+
+class PackageIntegrityError(PackageError):
+    """Bytes do not match the CID or sha256 digest they were requested by.
+
+    `expected` and `actual` are the two CIDs (or hex digests) compared.
+    """
+
+    def __init__(self, message: str, *, expected: str, actual: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class PackageFormatError(PackageError):
+    """A function package is not a canonical package tar, is too large or contains invalid Wasm."""
+
+
+class ManifestError(PackageError):
+    """A package manifest is missing, is not JSON, breaks the schema or exceeds host limits.
+
+    `field` is the dotted path of the offending field (for example
+    "limits.fuel"), or "" when the manifest as a whole is at fault.
+    """
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class WasmCallError(CloudlessError, RuntimeError):
     """A function call failed inside the Wasm runtime.
 
@@ -38,9 +70,134 @@ class WasmCallError(CloudlessError, RuntimeError):
         self.fuel_used = fuel_used
 
 
+class FunctionNotFoundError(WasmCallError):
+    """The requested function is not declared in the package manifest.
+
+    `available` lists the functions that the manifest declares.
+    """
+
+    kind = "function_not_found"
+
+    def __init__(self, message: str, *, fuel_used: int = 0, available: tuple[str, ...] = ()) -> None:
+        super().__init__(message, fuel_used=fuel_used)
+        self.available = available
+
+
+class FuelExhaustedError(WasmCallError):
+    """The call used all of its fuel (`fuel_limit`, in Wasm fuel units) before returning."""
+
+    kind = "fuel_exhausted"
+
+    def __init__(self, message: str, *, fuel_used: int = 0, fuel_limit: int = 0) -> None:
+        super().__init__(message, fuel_used=fuel_used)
+        self.fuel_limit = fuel_limit
+
+
+class MemoryLimitError(WasmCallError):
+    """The guest needed more linear memory than `memory_limit_bytes` allows."""
+
+    kind = "memory_limit"
+
+    def __init__(self, message: str, *, fuel_used: int = 0, memory_limit_bytes: int = 0) -> None:
+        super().__init__(message, fuel_used=fuel_used)
+        self.memory_limit_bytes = memory_limit_bytes
+
+
+class WallTimeExceededError(WasmCallError):
+    """The call ran longer than its wall-time limit (`timeout_ms`, in milliseconds)."""
+
+    kind = "timeout"
+
+    def __init__(self, message: str, *, fuel_used: int = 0, timeout_ms: int = 0) -> None:
+        super().__init__(message, fuel_used=fuel_used)
+        self.timeout_ms = timeout_ms
+
+
+class WasmTrapError(WasmCallError):
+    """The guest trapped for a reason other than fuel, memory or time (for example a panic)."""
+
+    kind = "trap"
+
+
+class GuestError(WasmCallError):
+    """The guest function returned `{"error": ...}`; `guest_message` is that error text."""
+
+    kind = "guest_error"
+
+    def __init__(self, message: str, *, fuel_used: int = 0, guest_message: str = "") -> None:
+        super().__init__(message, fuel_used=fuel_used)
+        self.guest_message = guest_message
+
+
+class InvalidInputError(WasmCallError, ValueError):
+    """The call input was rejected before the guest ran (for example it is too large)."""
+
+    kind = "invalid_input"
+
+
+class InvalidOutputError(WasmCallError):
+    """The guest broke the call ABI: a bad output pointer, an oversized or non-JSON output."""
+
+    kind = "invalid_output"
+
+
 class ReceiptError(CloudlessError, ValueError):
     """A call request, receipt or Merkle proof is invalid."""
 
 
 class ServiceError(CloudlessError, RuntimeError):
     """A provider node, gateway or matcher could not do its job."""
+
+
+class ContractRevertError(ChainError):
+    """A contract call reverted with a custom error.
+
+    `error_name` and `error_args` are the decoded custom error, for example
+    `DealNotPeerSigner` and `{"workerId": 1, "caller": "0x...", "signer": "0x..."}`.
+    """
+
+    def __init__(self, error_name: str, error_args: dict[str, object], hint: str = "") -> None:
+        shown = ", ".join(f"{key}={value}" for key, value in error_args.items())
+        message = f"contract call reverted with {error_name}({shown})"
+        if hint:
+            message += f": {hint}"
+        super().__init__(message)
+        self.error_name = error_name
+        self.error_args = error_args
+
+
+class TransactionFailedError(ChainError):
+    """A transaction was mined but failed, or did not get mined in time."""
+
+
+class InvalidSignatureError(ReceiptError):
+    """A signature is malformed or was not made by the expected signer."""
+
+
+class RequestExpiredError(ReceiptError):
+    """A call request arrived after its deadline."""
+
+
+class MerkleProofError(ReceiptError):
+    """A Merkle tree, proof or leaf is malformed, or a digest is not in the tree."""
+
+
+class ReceiptStoreError(ReceiptError):
+    """The receipt store on disk is corrupt or an append breaks its order."""
+
+
+class PackageUnavailableError(ServiceError):
+    """A deal's package is not loaded on the node, because no package source served valid bytes for its CID."""
+
+
+class CallRejectedError(ServiceError):
+    """A node or gateway rejected a call; `status` is the HTTP status and `kind` the error kind it returns."""
+
+    def __init__(self, message: str, *, status: int, kind: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+
+
+class ReceiptVerificationError(ReceiptError):
+    """A worker's receipt does not match the call request, the deal or the peer signer on chain."""

@@ -1,0 +1,5 @@
+"""`python -m cloudless` runs the CLI."""
+
+from cloudless.cli import main
+
+main()

@@ -1,0 +1,38 @@
+"""Deploy Cloudless to the connected network and write deployments/<chain-id>.json.
+
+    ape run deploy                      # local anvil (started if none listens)
+    ape run deploy --epoch-duration 10  # 10 s epochs
+"""
+
+import click
+from ape import chain
+from ape.cli import ConnectedProviderCommand
+
+from cloudless.chain import ChainClient, DeploySettings, deploy_all, deployment_path
+from cloudless.chain.keys import private_key_from_env_or_index
+
+
+@click.command(cls=ConnectedProviderCommand)
+@click.option("--epoch-duration", default=60, show_default=True, help="Seconds per epoch.")
+@click.option("--proof-window", default=2, show_default=True, help="Epochs after an epoch ends during which its proof is accepted.")
+@click.option("--min-deposited-epochs", default=2, show_default=True, help="Epochs at the price cap a deal must keep in escrow.")
+@click.option("--collateral-per-cu", default=10, show_default=True, help="FLT of stake per offered compute unit.")
+@click.option("--unbonding-period", default=3600, show_default=True, help="Seconds between an unstake request and the withdrawal.")
+@click.option("--deployer-index", default=0, show_default=True, help="Local test account that deploys (ignored when CLOUDLESS_PRIVATE_KEY is set).")
+def cli(epoch_duration, proof_window, min_deposited_epochs, collateral_per_cu, unbonding_period, deployer_index):
+    """Deploy FLT, test USDC, Market and DealManager."""
+    rpc_url = chain.provider.uri
+    client = ChainClient.connect(rpc_url, private_key=private_key_from_env_or_index(deployer_index))
+    settings = DeploySettings(
+        epoch_duration=epoch_duration,
+        proof_window_epochs=proof_window,
+        min_deposited_epochs=min_deposited_epochs,
+        collateral_per_cu=collateral_per_cu * 10**18,
+        unbonding_period=unbonding_period,
+    )
+    deployment = deploy_all(client, settings, rpc_url=rpc_url)
+    path = deployment_path(deployment.chain_id)
+    deployment.save(path)
+    click.echo(f"deployed to chain {deployment.chain_id}; wrote {path}")
+    for name, record in deployment.contracts.items():
+        click.echo(f"  {name:12} {record.address}")
