@@ -84,17 +84,17 @@ class Access:
 
 @pytest.fixture(scope="session")
 def admin(accounts):
-    return accounts.test_accounts[0]
+    return accounts[0]
 
 
 @pytest.fixture(scope="session")
 def developer(accounts):
-    return accounts.test_accounts[1]
+    return accounts[1]
 
 
 @pytest.fixture(scope="session")
 def providers(accounts):
-    return [accounts.test_accounts[2], accounts.test_accounts[3], accounts.test_accounts[4]]
+    return [accounts[2], accounts[3], accounts[4]]
 
 
 @pytest.fixture(scope="session")
@@ -104,13 +104,13 @@ def provider(providers):
 
 @pytest.fixture(scope="session")
 def stranger(accounts):
-    return accounts.test_accounts[5]
+    return accounts[5]
 
 
 @pytest.fixture(scope="session")
 def signers(accounts):
     """Peer signer keys that can send transactions themselves."""
-    return [accounts.test_accounts[i] for i in range(6, 10)]
+    return [accounts[i] for i in range(6, 10)]
 
 
 @pytest.fixture(scope="session")

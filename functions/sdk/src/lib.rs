@@ -5,15 +5,20 @@
 //! `E: Display` (usually `String`). [`export_function!`] turns it into a
 //! Wasm export that follows guest ABI v1:
 //!
-//! ```ignore
+//! ```
 //! #[derive(serde::Deserialize)]
-//! pub struct Request { text: String }
+//! pub struct Request {
+//!     text: String,
+//! }
 //!
 //! pub fn reverse(request: Request) -> Result<String, String> {
 //!     Ok(request.text.chars().rev().collect())
 //! }
 //!
 //! cloudless_sdk::export_function!(reverse, reverse);
+//! #
+//! # let output = cloudless_sdk::run_handler(br#"{"text": "abc"}"#, reverse);
+//! # assert_eq!(output, br#"{"ok":"cba"}"#);
 //! ```
 //!
 //! Linking this crate also adds the exports `cloudless_abi_version`,

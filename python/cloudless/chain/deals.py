@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from cloudless.chain.client import ChainClient
@@ -59,7 +60,7 @@ class DealClient:
             params.deposit,
         )
         receipt = self.client.transact(self.contract.functions.createDeal(params.as_tuple()))
-        (event,) = self.contract.events.DealCreated().process_receipt(receipt)
+        (event,) = self.contract.events.DealCreated().process_receipt(receipt, errors=DISCARD)
         return int(event.args.dealId)
 
     def deposit(self, deal_id: int, amount: int) -> TxReceipt:
@@ -80,8 +81,8 @@ class DealClient:
     def match_deal(self, deal_id: int, peer_ids: Sequence[int]) -> MatchResult:
         """Send `matchDeal` and report which peers got workers and why others were skipped."""
         receipt = self.client.transact(self.contract.functions.matchDeal(deal_id, list(peer_ids)))
-        joined = self.contract.events.WorkerJoined().process_receipt(receipt)
-        skipped = self.contract.events.CandidateSkipped().process_receipt(receipt)
+        joined = self.contract.events.WorkerJoined().process_receipt(receipt, errors=DISCARD)
+        skipped = self.contract.events.CandidateSkipped().process_receipt(receipt, errors=DISCARD)
         return MatchResult(
             deal_id=deal_id,
             worker_ids=tuple(int(event.args.workerId) for event in joined),
@@ -99,7 +100,7 @@ class DealClient:
 
     def claim(self, worker_id: int, to_epoch: int) -> ClaimResult:
         receipt = self.client.transact(self.contract.functions.claim(worker_id, to_epoch))
-        (event,) = self.contract.events.WorkerClaimed().process_receipt(receipt)
+        (event,) = self.contract.events.WorkerClaimed().process_receipt(receipt, errors=DISCARD)
         result = ClaimResult(
             worker_id=worker_id,
             from_epoch=int(event.args.fromEpoch),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from cloudless.chain.client import ChainClient
@@ -48,7 +49,7 @@ class MarketClient:
         """Create an offer and return its id."""
         function = self.contract.functions.createOffer(terms.as_tuple(), [peer.as_tuple() for peer in peers])
         receipt = self.client.transact(function)
-        (event,) = self.contract.events.OfferCreated().process_receipt(receipt)
+        (event,) = self.contract.events.OfferCreated().process_receipt(receipt, errors=DISCARD)
         offer_id = int(event.args.offerId)
         logger.info("created offer %d with %d peers at %d per CU per epoch", offer_id, len(peers), terms.price_per_cu_per_epoch)
         return offer_id
@@ -61,7 +62,7 @@ class MarketClient:
 
     def add_peer(self, offer_id: int, peer: PeerSpec) -> int:
         receipt = self.client.transact(self.contract.functions.addPeer(offer_id, peer.as_tuple()))
-        (event,) = self.contract.events.PeerAdded().process_receipt(receipt)
+        (event,) = self.contract.events.PeerAdded().process_receipt(receipt, errors=DISCARD)
         return int(event.args.peerId)
 
     # ------------------------------------------------------------- views

@@ -22,6 +22,7 @@ from cloudless.exceptions import (
     GuestError,
     InvalidInputError,
     InvalidOutputError,
+    MemoryLimitError,
     PackageFormatError,
     WasmCallError,
 )
@@ -268,15 +269,25 @@ class WasmRuntime:
                 fuel_used=package.manifest.limits.fuel - store.get_fuel(),
             )
 
-        input_ptr = _call_func(exports, "cloudless_alloc", store, len(input_bytes))
+        # The i32 result is an unsigned address; wasmtime returns it signed.
+        input_ptr = _call_func(exports, "cloudless_alloc", store, len(input_bytes)) & 0xFFFFFFFF
         memory = exports["memory"]
         assert isinstance(memory, wasmtime.Memory)
+        limits = package.manifest.limits
         if input_bytes:
-            if input_ptr < 0 or input_ptr + len(input_bytes) > memory.data_len(store):
+            if input_ptr == 0:
+                raise MemoryLimitError(
+                    f"cloudless_alloc({len(input_bytes)}) returned null, so the input does not fit in guest "
+                    f"memory under limits.memory_bytes={limits.memory_bytes}; send a smaller input or raise "
+                    "limits.memory_bytes in the manifest",
+                    fuel_used=limits.fuel - store.get_fuel(),
+                    memory_limit_bytes=limits.memory_bytes,
+                )
+            if input_ptr + len(input_bytes) > memory.data_len(store):
                 raise InvalidOutputError(
                     f"cloudless_alloc({len(input_bytes)}) returned {input_ptr}, outside linear memory of "
                     f"{memory.data_len(store)} bytes; fix the guest allocator",
-                    fuel_used=package.manifest.limits.fuel - store.get_fuel(),
+                    fuel_used=limits.fuel - store.get_fuel(),
                 )
             memory.write(store, input_bytes, input_ptr)
         packed = _call_func(exports, function, store, input_ptr, len(input_bytes))

@@ -7,3 +7,15 @@ use serde_json::Value;
 pub fn echo(value: Value) -> Result<Value, String> {
     Ok(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn echo_returns_input() {
+        let value = json!({"b": [1, 2.5, "three", null], "a": {"nested": true}});
+        assert_eq!(echo(value.clone()), Ok(value));
+    }
+}

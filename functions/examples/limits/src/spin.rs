@@ -22,3 +22,22 @@ pub fn spin(request: SpinRequest) -> Result<u64, String> {
         unsafe { std::ptr::write_volatile(&mut counter, counter + 1) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spin_stops_after_iterations() {
+        let request = SpinRequest {
+            iterations: Some(1000),
+        };
+        assert_eq!(spin(request), Ok(1000));
+    }
+
+    #[test]
+    fn spin_request_defaults_to_forever() {
+        let request: SpinRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(request.iterations, None);
+    }
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds every example function for wasm32-wasi and copies the modules to
+# functions/dist/<example>.wasm.
+#
+# Uses Debian's Rust toolchain and the crate sources under
+# /usr/share/cargo/registry, without network access (see .cargo/config.toml).
+# CLOUDLESS_CARGO and CLOUDLESS_RUSTC override the toolchain paths.
+set -euo pipefail
+
+readonly DEBIAN_PACKAGES="rustc cargo libstd-rust-dev-wasm32 librust-serde-json-dev librust-serde-derive-dev"
+readonly TARGET="wasm32-wasi"
+readonly REGISTRY="/usr/share/cargo/registry"
+
+cargo_bin="${CLOUDLESS_CARGO:-/usr/bin/cargo}"
+rustc_bin="${CLOUDLESS_RUSTC:-/usr/bin/rustc}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+fail() {
+    echo "build.sh: $1" >&2
+    echo "build.sh: install the Debian packages: $DEBIAN_PACKAGES" >&2
+    exit 1
+}
+
+# Check each piece of the toolchain, so that a missing one is named.
+[[ -x "$cargo_bin" ]] || fail "cargo not found at $cargo_bin"
+[[ -x "$rustc_bin" ]] || fail "rustc not found at $rustc_bin"
+
+sysroot="$("$rustc_bin" --print sysroot)" || fail "$rustc_bin --print sysroot failed"
+if ! compgen -G "$sysroot/lib/rustlib/$TARGET/lib/libstd-*.rlib" >/dev/null; then
+    fail "$TARGET standard library not found in $sysroot/lib/rustlib/$TARGET"
+fi
+
+for crate in serde serde_derive serde_json; do
+    if ! compgen -G "$REGISTRY/$crate-1.*" >/dev/null; then
+        fail "crate $crate not found in $REGISTRY"
+    fi
+done
+
+# Cargo reads .cargo/config.toml from the working directory, so build from
+# here.
+cd "$root"
+RUSTC="$rustc_bin" "$cargo_bin" build --release --target "$TARGET" --workspace --offline --locked
+
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+mkdir -p "$root/dist"
+
+# Each example's library is named after its folder (with "-" as "_").
+for manifest in "$root"/examples/*/Cargo.toml; do
+    example="$(basename "$(dirname "$manifest")")"
+    module="$target_dir/$TARGET/release/${example//-/_}.wasm"
+    destination="$root/dist/$example.wasm"
+
+    [[ -f "$module" ]] || { echo "build.sh: module not found: $module" >&2; exit 1; }
+    if ! cmp -s "$module" "$destination"; then
+        cp "$module" "$destination"
+    fi
+    printf '%-12s %8d bytes  %s\n' "$example" "$(wc -c <"$destination")" "dist/$example.wasm"
+done

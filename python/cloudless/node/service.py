@@ -1,0 +1,188 @@
+"""The provider node service: start-up sync, the background loop, the HTTP API and clean shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from eth_account import Account
+
+from cloudless.chain.deployment import Deployment
+from cloudless.chain.session import Session, connect
+from cloudless.node.api import create_node_app
+from cloudless.node.calls import CallService, ReplayGuard
+from cloudless.node.config import NodeConfig, load_node_config
+from cloudless.node.http_server import ServerThread
+from cloudless.node.loop import NodeLoop
+from cloudless.node.models import NodeHealth, PeerHealth, WorkerHealth
+from cloudless.node.packages import PackageCache
+from cloudless.node.prover import EpochClock, EpochProver
+from cloudless.node.registration import ProviderRegistration, ensure_signer_gas, sync_endpoint, sync_provider
+from cloudless.node.workers import WorkerTracker
+from cloudless.receipts.eip712 import Domain
+from cloudless.receipts.store import ReceiptStore
+from cloudless.runtime.engine import WasmRuntime
+
+__all__ = ["ProviderNode", "run_node"]
+
+logger = logging.getLogger("cloudless.node")
+
+
+class ProviderNode:
+    """One provider node built from a `NodeConfig`. `start` then `stop`; `stop` is safe to call twice."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self._stopped = threading.Event()
+        self._server: ServerThread | None = None
+        self._loop: NodeLoop | None = None
+        self._runtime: WasmRuntime | None = None
+        self._store: ReceiptStore | None = None
+        self._peer_cus: dict[str, int] = {}
+        self.session: Session | None = None
+        self.registration: ProviderRegistration | None = None
+        self.tracker: WorkerTracker | None = None
+        self.store: ReceiptStore | None = None
+
+    def start(self) -> None:
+        """Sync with the chain, open the receipt store and runtime, then start the loop and the HTTP API."""
+        config = self.config
+        deployment = (
+            Deployment.model_validate_json(config.deployment_file.read_text())
+            if config.deployment_file is not None
+            else None
+        )
+        session = connect(config.rpc_url, config.resolve_provider_key(), deployment=deployment)
+        self.session = session
+        peer_keys = config.resolve_peer_keys()
+        signer_keys = {Account.from_key(key).address: key for key in peer_keys}
+        self._peer_cus = {Account.from_key(key).address: peer.cus for key, peer in zip(peer_keys, config.peers)}
+        logger.info(
+            "starting provider node %r for %s on chain %d with peers %s",
+            config.name,
+            session.address,
+            session.deployment.chain_id,
+            sorted(signer_keys),
+        )
+
+        registration = sync_provider(session, config, list(signer_keys))
+        self.registration = registration
+        sync_endpoint(session, config.endpoint_url)
+        ensure_signer_gas(session, list(signer_keys))
+
+        domain = Domain(chain_id=session.deployment.chain_id, verifying_contract=session.deals.address)
+        data_dir = config.data_dir
+        self.store = self._store = ReceiptStore(data_dir / "receipts", domain)
+        replay = ReplayGuard.from_store(self._store)
+        logger.info("loaded %d stored receipts from %s", len(replay), data_dir / "receipts")
+        self._runtime = WasmRuntime(data_dir / "compiled")
+        packages = PackageCache(self._runtime, data_dir / "packages", config.package_sources)
+
+        peer_signers = {peer_id: signer for signer, peer_id in registration.peer_ids.items()}
+        self.tracker = WorkerTracker(session, peer_signers, session.deployment.start_block)
+        clock = EpochClock(session)
+        signer_sessions = {address: session.with_key(key) for address, key in signer_keys.items()}
+        prover = EpochProver(
+            session,
+            signer_sessions,
+            self._store,
+            clock,
+            proof_window_epochs=session.deals.proof_window_epochs(),
+        )
+        self._loop = NodeLoop(
+            tracker=self.tracker,
+            packages=packages,
+            prover=prover,
+            clock=clock,
+            interval_seconds=config.poll_interval_seconds,
+            claim_enabled=config.claim.enabled,
+        )
+        # One cycle before the API opens, so known workers and their packages are ready.
+        self._loop.run_once()
+
+        calls = CallService(
+            tracker=self.tracker,
+            packages=packages,
+            runtime=self._runtime,
+            store=self._store,
+            clock=clock,
+            domain=domain,
+            signer_keys=signer_keys,
+            replay=replay,
+        )
+        app = create_node_app(calls, lambda: self._health(packages))
+        self._server = ServerThread(app, config.listen.host, config.listen.port, logger_name="cloudless.node")
+        self._server.start()
+        self._loop.start()
+        logger.info("provider node %r is up: offer %d, endpoint %s", config.name, registration.offer_id, config.endpoint_url)
+
+    def _health(self, packages: PackageCache) -> NodeHealth:
+        assert self.session is not None and self.registration is not None and self.tracker is not None
+        assert self._loop is not None and self.store is not None
+        peers = [
+            PeerHealth(peer_id=peer_id, signer=signer, cus=self._peer_cus.get(signer, 0))
+            for signer, peer_id in sorted(self.registration.peer_ids.items(), key=lambda item: item[1])
+        ]
+        epoch = self._loop.last_epoch
+        workers = [
+            WorkerHealth(
+                worker_id=tracked.worker_id,
+                deal_id=tracked.deal_id,
+                peer_id=tracked.worker.peer_id,
+                app_cid=tracked.app_cid,
+                serving=epoch is not None and tracked.serves_calls(epoch),
+                package_loaded=packages.is_loaded(tracked.app_cid),
+                next_sequence=self.store.next_sequence(tracked.worker_id),
+            )
+            for tracked in self.tracker.all()
+        ]
+        return NodeHealth(
+            status="ok",
+            provider=self.session.address,
+            offer_id=self.registration.offer_id,
+            chain_id=self.session.deployment.chain_id,
+            epoch=epoch,
+            peers=peers,
+            workers=workers,
+        )
+
+    def stop(self) -> None:
+        """Stop the loop, the HTTP API and the runtime, and close the receipt store."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        logger.info("stopping provider node %r", self.config.name)
+        if self._loop is not None:
+            self._loop.stop()
+        if self._server is not None:
+            self._server.stop()
+        if self._runtime is not None:
+            self._runtime.close()
+        if self._store is not None:
+            self._store.close()
+        logger.info("provider node %r stopped", self.config.name)
+
+
+def run_node(config_path: str | Path) -> None:
+    """Run a provider node from a YAML config until SIGTERM or SIGINT; the entry point of `cloudless provider up`."""
+    config = load_node_config(config_path)
+    node = ProviderNode(config)
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        logger.info("received %s, shutting down", signal.Signals(signum).name)
+        stop_requested.set()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        node.start()
+        # A timed wait lets the signal handler run promptly in the main thread.
+        while not stop_requested.wait(0.5):
+            pass
+    finally:
+        node.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
