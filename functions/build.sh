@@ -39,7 +39,7 @@ done
 # Cargo reads .cargo/config.toml from the working directory, so build from
 # here.
 cd "$root"
-RUSTC="$rustc_bin" "$cargo_bin" build --release --target "$TARGET" --workspace --offline --locked
+RUSTC="$rustc_bin" "$cargo_bin" build --release --target "$TARGET" --workspace --offline
 
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 mkdir -p "$root/dist"

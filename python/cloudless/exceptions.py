@@ -120,7 +120,7 @@ class WasmTrapError(WasmCallError):
 
 
 class GuestError(WasmCallError):
-    """The guest function returned `{"error": ...}`; `guest_message` is that error text."""
+    """The guest function returned `{"error": ...}`, and `guest_message` is that error text."""
 
     kind = "guest_error"
 
@@ -136,7 +136,7 @@ class InvalidInputError(WasmCallError, ValueError):
 
 
 class InvalidOutputError(WasmCallError):
-    """The guest broke the call ABI: a bad output pointer, an oversized or non-JSON output."""
+    """The guest broke the call ABI, for example with a bad output pointer or non-JSON output."""
 
     kind = "invalid_output"
 
@@ -191,7 +191,7 @@ class PackageUnavailableError(ServiceError):
 
 
 class CallRejectedError(ServiceError):
-    """A node or gateway rejected a call; `status` is the HTTP status and `kind` the error kind it returns."""
+    """A node or gateway rejected a call. `status` is the HTTP status and `kind` the error kind it returns."""
 
     def __init__(self, message: str, *, status: int, kind: str) -> None:
         super().__init__(message)

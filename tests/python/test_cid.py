@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from cloudless.cid import CID_BINARY_LENGTH, CID_PREFIX, cid_from_bytes, cid_to_bytes, compute_cid, verify_cid
 from cloudless.exceptions import InvalidCidError, PackageError, PackageIntegrityError
 
-# Both CIDs are what IPFS Kubo reports for these bytes added as one raw block;
-# the same strings appear as fixtures in several public IPFS projects.
+# IPFS Kubo reports these CIDs for the bytes added as one raw block. The same
+# strings appear as test fixtures in several public IPFS projects.
 EMPTY_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 HELLO_WORLD_NEWLINE_CID = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
 

@@ -50,9 +50,7 @@ domains = st.builds(
 requests = st.builds(
     CallRequest,
     deal_id=uint256s,
-    function_name=st.text(
-        alphabet=st.characters(exclude_categories=("Cs",)), max_size=40
-    ),
+    function_name=st.text(alphabet=st.characters(codec="utf-8"), max_size=40),
     input_hash=hashes,
     nonce=uint256s,
     deadline=uint256s,

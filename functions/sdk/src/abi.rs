@@ -19,7 +19,7 @@ fn buffer_layout(len: usize) -> Option<Layout> {
 }
 
 /// Allocates a buffer for `len` bytes and returns null when the allocator
-/// fails (for example because the host refused to grow the memory).
+/// fails (for example because the host rejected a memory growth).
 pub fn allocate(len: usize) -> *mut u8 {
     match buffer_layout(len) {
         // SAFETY: the layout has a non-zero size.
@@ -98,6 +98,12 @@ where
         deallocate(ptr, len);
         output
     };
+
+    // Rust's stdout buffers until a line break, so text printed without one
+    // would otherwise reach the host only during a later call. A flush
+    // failure is ignored because the output envelope matters more.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+
     into_host_buffer(&output)
 }
 

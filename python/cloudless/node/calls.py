@@ -51,7 +51,7 @@ class ReplayGuard:
             return len(self._seen)
 
     def reserve(self, digest: bytes) -> bool:
-        """Mark `digest` as seen; return False if it already was."""
+        """Mark `digest` as seen, and return False if it already was."""
         with self._lock:
             if digest in self._seen:
                 return False
@@ -84,7 +84,7 @@ class CallOutcome:
 
 
 class CallService:
-    """Checks and runs calls for the workers that `tracker` knows.
+    """Check and run calls for the workers that `tracker` tracks.
 
     `signer_keys` maps each peer signer's checksum address to its private key.
     `runtime` is a `WasmRuntime`, which is safe to call from several threads.

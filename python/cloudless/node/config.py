@@ -65,7 +65,7 @@ class OfferSettings(_Strict):
     region: Annotated[int, Field(ge=0, le=65535)]
     tier: Annotated[int, Field(ge=1, le=4)]
     sla_bps: Annotated[int, Field(ge=0, le=10000)]
-    # FLT to stake at registration; None stakes exactly what the offered CUs require.
+    # FLT to stake at registration. None stakes exactly what the offered CUs require.
     stake_flt: Annotated[Decimal, Field(ge=0)] | None = None
 
 

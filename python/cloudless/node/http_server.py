@@ -15,7 +15,7 @@ __all__ = ["ServerThread"]
 
 
 class ServerThread:
-    """Serve `app` on `host:port` from a daemon thread; `start` returns once the socket is listening.
+    """Serve `app` on `host:port` from a daemon thread. `start` returns once the socket is listening.
 
     Port 0 binds a free port, and `port` reports the bound one after `start`.
     uvicorn installs no signal handlers outside the main thread, so the

@@ -40,6 +40,7 @@ class NodeLoop:
         self._claim_enabled = claim_enabled
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._worker_failures: dict[int, int] = {}  # worker id -> failed cycles in a row
         self.last_epoch: int | None = None
         self.cycles = 0
 
@@ -89,18 +90,30 @@ class NodeLoop:
             try:
                 self._service_worker(tracked, current)
             except Exception as error:  # noqa: BLE001 - one bad worker must not stop the others
-                logger.warning(
-                    "worker %d of deal %d failed in epoch %d: %s",
-                    tracked.worker_id,
-                    tracked.deal_id,
-                    current,
-                    error,
-                )
-                logger.debug("worker failure", exc_info=True)
+                self._log_worker_failure(tracked, current, error)
+                continue
+            failures = self._worker_failures.pop(tracked.worker_id, 0)
+            if failures:
+                logger.info("worker %d of deal %d recovered after %d failed cycles", tracked.worker_id, tracked.deal_id, failures)
 
         if self._claim_enabled:
             self._prover.withdraw_earnings()
         self.cycles += 1
+
+    def _log_worker_failure(self, tracked: TrackedWorker, current: int, error: Exception) -> None:
+        # A failure that repeats every cycle is logged on its 1st, 2nd, 4th, 8th ... occurrence.
+        count = self._worker_failures.get(tracked.worker_id, 0) + 1
+        self._worker_failures[tracked.worker_id] = count
+        if count & (count - 1) == 0:
+            logger.warning(
+                "worker %d of deal %d failed in epoch %d (%d cycles in a row): %s",
+                tracked.worker_id,
+                tracked.deal_id,
+                current,
+                count,
+                error,
+            )
+            logger.debug("worker failure", exc_info=True)
 
     def _service_worker(self, tracked: TrackedWorker, current: int) -> None:
         if tracked.serves_calls(current):

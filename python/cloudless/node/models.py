@@ -1,4 +1,4 @@
-"""HTTP payloads of the provider node's API; the gateway parses node replies with the same models."""
+"""HTTP payloads of the provider node's API. The gateway parses node replies with the same models."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class CallBody(_Model):
 class CallReply(_Model):
     """Result of a call that ran: the output (or error envelope) bytes and the signed receipt over them.
 
-    `output_b64` holds exactly the bytes whose keccak256 is the receipt's
+    `output_b64` contains exactly the bytes whose keccak256 is the receipt's
     `output_hash`: the function output when `ok`, else the error envelope
     that `error_envelope` builds.
     """

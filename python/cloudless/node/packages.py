@@ -66,7 +66,7 @@ class PackageCache:
             return cid in self._loaded
 
     def ensure(self, cid: str) -> bool:
-        """Load `cid` from disk or the package sources unless it is loaded; return whether it is loaded now.
+        """Load `cid` from disk or the package sources unless it is loaded, and return whether it is loaded now.
 
         A failure is logged and retried on a later call after a growing delay.
         """

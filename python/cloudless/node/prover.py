@@ -69,7 +69,7 @@ class EpochProver:
         return range(first, max(first, end))
 
     def prove(self, tracked: TrackedWorker, current_epoch: int) -> int:
-        """Submit the proof of every provable epoch not yet on chain; return how many were sent."""
+        """Submit the proof of every provable epoch not yet on chain, and return how many were sent."""
         worker_id = tracked.worker_id
         done = self._done.setdefault(worker_id, set())
         deals = self._provider.deals
@@ -124,7 +124,7 @@ class EpochProver:
         return deals.claim(worker_id, max_epoch)
 
     def withdraw_earnings(self) -> int:
-        """Withdraw the provider's claimed USDC earnings, if any; return the amount."""
+        """Withdraw the provider's claimed USDC earnings, if any, and return the amount."""
         usdc = self._provider.usdc
         amount = self._provider.deals.earnings(self._provider.address, usdc.address)
         if amount == 0:

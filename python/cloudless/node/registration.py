@@ -17,8 +17,10 @@ __all__ = ["ProviderRegistration", "ensure_signer_gas", "sync_endpoint", "sync_p
 
 logger = logging.getLogger("cloudless.node")
 
-# Peer signers pay gas for their epoch proofs. The provider tops a signer up
-# to SIGNER_TOPUP_WEI whenever its balance is below SIGNER_MIN_BALANCE_WEI.
+# Peer signers pay gas for their epoch proofs. At start-up the provider tops a
+# signer up to SIGNER_TOPUP_WEI when its balance is below SIGNER_MIN_BALANCE_WEI.
+# NOTE: only at start-up, so a node that runs for a long time on a chain with
+# real gas prices can run its signers dry until it restarts.
 SIGNER_MIN_BALANCE_WEI = 5 * 10**16
 SIGNER_TOPUP_WEI = 2 * 10**17
 
@@ -156,11 +158,11 @@ def _create_offer(session: Session, config: NodeConfig, signers: Sequence[str]) 
 
 
 def sync_endpoint(session: Session, url: str) -> bool:
-    """Publish `url` as the provider's endpoint unless the chain already has it; return whether it sent a transaction."""
+    """Publish `url` as the provider's endpoint unless the chain already has it, and return whether a transaction was sent."""
     market = session.market
     if not hasattr(market, "provider_endpoint"):
         # NOTE: the Market in this checkout has no endpoint registry yet, so
-        # gateways must be told the endpoint (GatewayConfig.endpoints).
+        # each gateway needs the endpoint in its config (GatewayConfig.endpoints).
         logger.warning("the Market has no provider endpoint registry; not publishing %s", url)
         return False
     current = market.provider_endpoint(session.address)

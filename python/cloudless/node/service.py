@@ -32,7 +32,7 @@ logger = logging.getLogger("cloudless.node")
 
 
 class ProviderNode:
-    """One provider node built from a `NodeConfig`. `start` then `stop`; `stop` is safe to call twice."""
+    """One provider node built from a `NodeConfig`. Call `start`, then `stop`, which is safe to call twice."""
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
@@ -120,8 +120,11 @@ class ProviderNode:
         logger.info("provider node %r is up: offer %d, endpoint %s", config.name, registration.offer_id, config.endpoint_url)
 
     def _health(self, packages: PackageCache) -> NodeHealth:
-        assert self.session is not None and self.registration is not None and self.tracker is not None
-        assert self._loop is not None and self.store is not None
+        assert self.session is not None
+        assert self.registration is not None
+        assert self.tracker is not None
+        assert self._loop is not None
+        assert self.store is not None
         peers = [
             PeerHealth(peer_id=peer_id, signer=signer, cus=self._peer_cus.get(signer, 0))
             for signer, peer_id in sorted(self.registration.peer_ids.items(), key=lambda item: item[1])
@@ -167,7 +170,7 @@ class ProviderNode:
 
 
 def run_node(config_path: str | Path) -> None:
-    """Run a provider node from a YAML config until SIGTERM or SIGINT; the entry point of `cloudless provider up`."""
+    """Run a provider node from a YAML config until SIGTERM or SIGINT. This is the entry point of `cloudless provider up`."""
     config = load_node_config(config_path)
     node = ProviderNode(config)
     stop_requested = threading.Event()

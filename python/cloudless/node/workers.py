@@ -1,8 +1,9 @@
 """The node's view of the workers placed on its peers, rebuilt from chain logs.
 
-Start-up scans `WorkerJoined` and `WorkerLeft` from the deployment block on;
-every later sync scans only the blocks since the previous one, then re-reads
-each worker and its deal, so claims, stops and app CID changes show up too.
+Start-up scans `WorkerJoined` and `WorkerLeft` from the deployment block on.
+Every later sync scans only the blocks since the previous one. Each sync then
+re-reads every unsettled worker and its deal, so claims, stops and app CID
+changes show up too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from eth_utils import to_checksum_address
 
@@ -21,6 +23,9 @@ from cloudless.cid import cid_from_bytes
 __all__ = ["TrackedWorker", "WorkerTracker"]
 
 logger = logging.getLogger("cloudless.node")
+
+# Blocks per eth_getLogs request when scanning for workers.
+_LOG_BLOCK_RANGE = 5_000
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ class TrackedWorker:
         return min(self.worker.left_epoch, self.deal.end_epoch)
 
     def serves_calls(self, current_epoch: int) -> bool:
-        """Whether the worker takes calls now: it holds its CUs and neither it nor its deal has ended."""
+        """Return whether the worker takes calls now: it has its CUs and neither it nor its deal has ended."""
         return (
             self.worker.active
             and self.deal_status != DealStatus.ENDED
@@ -59,7 +64,7 @@ class TrackedWorker:
         )
 
     def settled(self) -> bool:
-        """Whether nothing is left to prove or claim: the worker ended and is claimed up to its end."""
+        """Return whether nothing is left to prove or claim: the worker ended and is claimed up to its end."""
         return self.end_epoch != OPEN_ENDED_EPOCH and self.worker.claimed_until_epoch >= self.end_epoch
 
 
@@ -122,12 +127,13 @@ class WorkerTracker:
             return
         deals = self._session.deals
         peer_ids = sorted(self._peer_signers)
-        joined = self._session.client.get_logs(
-            deals.contract.events.WorkerJoined, self._next_block, latest, peerId=peer_ids
-        )
-        left = self._session.client.get_logs(
-            deals.contract.events.WorkerLeft, self._next_block, latest, peerId=peer_ids
-        )
+        joined: list[Any] = []
+        left: list[Any] = []
+        # Many RPC providers cap the block range of one eth_getLogs request.
+        for first in range(self._next_block, latest + 1, _LOG_BLOCK_RANGE):
+            last = min(first + _LOG_BLOCK_RANGE - 1, latest)
+            joined += self._session.client.get_logs(deals.contract.events.WorkerJoined, first, last, peerId=peer_ids)
+            left += self._session.client.get_logs(deals.contract.events.WorkerLeft, first, last, peerId=peer_ids)
         for event in joined:
             worker_id = int(event.args.workerId)
             if worker_id not in self._known_ids:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-import eth_keys
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_hash.auto import keccak
+from eth_keys.datatypes import Signature
 from eth_keys.exceptions import BadSignature
-from eth_keys.exceptions import ValidationError as KeyValidationError
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
+from eth_utils.exceptions import ValidationError as KeyValidationError
 
 from cloudless.exceptions import InvalidSignatureError, ReceiptError, RequestExpiredError
 
@@ -36,6 +36,7 @@ __all__ = [
     "Receipt",
     "hash_input",
     "hash_output",
+    "normalize_address",
     "receipt_digest",
     "receipt_typed_data",
     "recover_receipt_signer",
@@ -112,8 +113,8 @@ def _check_uint(field: str, value: object, bits: int) -> None:
 
 def _check_bytes32(field: str, value: object) -> None:
     if not isinstance(value, bytes) or len(value) != 32:
-        shown = f"{len(value)} bytes" if isinstance(value, bytes) else type(value).__name__
-        raise ReceiptError(f"{field} must be 32 bytes (a keccak256 hash), got {shown}")
+        actual = f"{len(value)} bytes" if isinstance(value, bytes) else type(value).__name__
+        raise ReceiptError(f"{field} must be 32 bytes (a keccak256 hash), got {actual}")
 
 
 def _check_app_cid(value: object) -> None:
@@ -131,11 +132,20 @@ def _check_app_cid(value: object) -> None:
         )
 
 
-def _checksum_address(field: str, value: object) -> str:
-    if not isinstance(value, str) or not is_address(value):
+def normalize_address(value: object, field: str = "address") -> str:
+    """Return `value` as an EIP-55 checksum address.
+
+    Accepts 0x and 40 hex digits, all in one case or with a valid checksum, and
+    raises ReceiptError naming `field` otherwise.
+    """
+    if not isinstance(value, str) or not value.startswith("0x") or not is_hex_address(value):
+        raise ReceiptError(f"{field} must be 0x and 40 hex digits, got {value!r}")
+    digits = value[2:]
+    mixed_case = digits != digits.lower() and digits != digits.upper()
+    if mixed_case and not is_checksum_address(value):
         raise ReceiptError(
-            f"{field} must be a 0x-prefixed 20-byte hex address, in one case or with a valid "
-            f"EIP-55 checksum, got {value!r}"
+            f"{field} {value!r} has an invalid EIP-55 checksum; "
+            f"check for a typo, or pass it in lower case as {value.lower()!r}"
         )
     return to_checksum_address(value)
 
@@ -162,7 +172,7 @@ class Domain:
 
     def __post_init__(self) -> None:
         _check_uint("chain_id", self.chain_id, 256)
-        checksummed = _checksum_address("verifying_contract", self.verifying_contract)
+        checksummed = normalize_address(self.verifying_contract, "verifying_contract")
         object.__setattr__(self, "verifying_contract", checksummed)
 
     def separator(self) -> bytes:
@@ -251,7 +261,7 @@ class CallRequest:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """What a worker's peer signer attests after running a call.
+    """Attestation by a worker's peer signer that it ran one call and what the call returned.
 
     `request_hash` is the EIP-712 digest of the `CallRequest`, `output_hash` is
     keccak256 of the output bytes, and `sequence` counts a worker's receipts from 0.
@@ -365,9 +375,9 @@ def sign_receipt(receipt: Receipt, private_key: PrivateKeyLike, domain: Domain) 
 
 def _recover_digest_signer(digest: bytes, signature: bytes) -> str:
     if not isinstance(signature, bytes) or len(signature) != SIGNATURE_LENGTH:
-        shown = f"{len(signature)} bytes" if isinstance(signature, bytes) else type(signature).__name__
+        actual = f"{len(signature)} bytes" if isinstance(signature, bytes) else type(signature).__name__
         raise InvalidSignatureError(
-            f"signature must be {SIGNATURE_LENGTH} bytes (r || s || v), got {shown}"
+            f"signature must be {SIGNATURE_LENGTH} bytes (r || s || v), got {actual}"
         )
     r = int.from_bytes(signature[0:32], "big")
     s = int.from_bytes(signature[32:64], "big")
@@ -384,9 +394,7 @@ def _recover_digest_signer(digest: bytes, signature: bytes) -> str:
             "replace s with n - s and flip v between 27 and 28"
         )
     try:
-        public_key = eth_keys.keys.Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(
-            digest
-        )
+        public_key = Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(digest)
     except (BadSignature, KeyValidationError) as error:
         raise InvalidSignatureError(
             f"could not recover a signer from signature 0x{signature.hex()}: {error}"
@@ -411,13 +419,13 @@ def recover_receipt_signer(receipt: Receipt, signature: bytes, domain: Domain) -
     return _recover_digest_signer(receipt_digest(receipt, domain), signature)
 
 
-def _check_signer(what: str, recovered: str, expected_signer: str | None) -> None:
+def _check_signer(message_type: str, recovered: str, expected_signer: str | None) -> None:
     if expected_signer is None:
         return
-    expected = _checksum_address("expected_signer", expected_signer)
+    expected = normalize_address(expected_signer, "expected_signer")
     if recovered != expected:
         raise InvalidSignatureError(
-            f"{what} signature was made by {recovered}, expected {expected}; "
+            f"{message_type} signature was made by {recovered}, expected {expected}; "
             "check the signing key, the chain id and the verifying contract"
         )
 

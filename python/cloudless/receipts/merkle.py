@@ -36,10 +36,10 @@ __all__ = [
 EMPTY_ROOT: Final = bytes(32)
 
 
-def _check_node(what: str, value: object) -> bytes:
+def _check_node(name: str, value: object) -> bytes:
     if not isinstance(value, bytes) or len(value) != 32:
-        shown = f"{len(value)} bytes" if isinstance(value, bytes) else type(value).__name__
-        raise MerkleProofError(f"{what} must be 32 bytes, got {shown}")
+        actual = f"{len(value)} bytes" if isinstance(value, bytes) else type(value).__name__
+        raise MerkleProofError(f"{name} must be 32 bytes, got {actual}")
     return value
 
 

@@ -27,7 +27,6 @@ from pydantic import (
 )
 
 from eth_account import Account
-from eth_utils import is_address, to_checksum_address
 
 from cloudless.exceptions import ReceiptError
 from cloudless.receipts.eip712 import (
@@ -36,6 +35,7 @@ from cloudless.receipts.eip712 import (
     Domain,
     PrivateKeyLike,
     Receipt,
+    normalize_address,
     receipt_digest,
     request_digest,
     sign_receipt,
@@ -81,15 +81,6 @@ def _to_hex(value: bytes) -> str:
     return "0x" + value.hex()
 
 
-def _to_checksum_address(value: str) -> str:
-    if not is_address(value):
-        raise ValueError(
-            f"expected a 0x-prefixed 20-byte hex address, in one case or with a valid "
-            f"EIP-55 checksum, got {value!r}"
-        )
-    return to_checksum_address(value)
-
-
 _HexSerializer = PlainSerializer(_to_hex, return_type=str, when_used="json")
 
 Bytes32Hex = Annotated[bytes, BeforeValidator(_hex_parser(32)), _HexSerializer]
@@ -97,7 +88,7 @@ SignatureHex = Annotated[bytes, BeforeValidator(_hex_parser(SIGNATURE_LENGTH)), 
 BytesHex = Annotated[bytes, BeforeValidator(_hex_parser(None)), _HexSerializer]
 Uint64 = Annotated[int, Field(ge=0, le=_UINT64_MAX)]
 Uint256 = Annotated[int, Field(ge=0, le=_UINT256_MAX)]
-Address = Annotated[str, AfterValidator(_to_checksum_address)]
+Address = Annotated[str, AfterValidator(normalize_address)]
 
 
 class _WireModel(BaseModel):

@@ -52,7 +52,7 @@ _EPOCH_FILE = re.compile(r"epoch-(0|[1-9][0-9]*)\.jsonl")
 
 
 class EpochSummary(NamedTuple):
-    """What a node submits for one worker and epoch: the Merkle root, call count and fuel."""
+    """Totals that a node submits for one worker and epoch: the Merkle root, call count and fuel."""
 
     root: bytes
     calls: int
@@ -76,7 +76,7 @@ class _EpochFile:
 
 @dataclass(slots=True)
 class _WorkerState:
-    """What the store remembers about a worker between calls. Guarded by the worker's lock."""
+    """Cached state of one worker, guarded by the worker's lock."""
 
     next_sequence: int
     last_epoch: int | None
@@ -124,7 +124,7 @@ def _parse_epoch_file(path: Path, worker_id: int, epoch: int) -> _EpochFile:
     for position, receipt in enumerate(receipts):
         if receipt.worker_id != worker_id or receipt.epoch != epoch:
             raise ReceiptStoreError(
-                f"{path} line {position + 1} holds a receipt of worker {receipt.worker_id} "
+                f"{path} line {position + 1} contains a receipt of worker {receipt.worker_id} "
                 f"epoch {receipt.epoch}, expected worker {worker_id} epoch {epoch}; "
                 "the file was moved or edited, so restore it from a backup"
             )
@@ -228,7 +228,7 @@ class ReceiptStore:
 
     @property
     def root_dir(self) -> Path:
-        """Directory that holds the store."""
+        """Directory of the store."""
         return self._root
 
     @property
@@ -295,7 +295,7 @@ class ReceiptStore:
 
         state = _WorkerState(next_sequence=0, last_epoch=None)
         # Appends only ever go to the newest epoch, so the newest file with a
-        # valid line holds the last sequence. Newer files can hold only a torn line.
+        # valid line contains the last sequence. Newer files can contain only a torn line.
         for epoch in reversed(self._list_epochs(worker_id)):
             receipts = self._read_epoch(state, worker_id, epoch)
             if receipts:
@@ -355,14 +355,13 @@ class ReceiptStore:
         if self._verify_signatures:
             receipt.verify(self._domain)
 
-        self._repair_torn_files(state, worker_id)
-
         directory = self._worker_dir(worker_id)
         path = self._epoch_path(worker_id, receipt.epoch)
         line = receipt.to_json().encode() + b"\n"
-        created_directory = not directory.exists()
-        created_file = not path.exists()
         try:
+            self._repair_torn_files(state, worker_id)
+            created_directory = not directory.exists()
+            created_file = not path.exists()
             directory.mkdir(parents=True, exist_ok=True)
             if created_directory:
                 _fsync_directory(self._root)

@@ -95,9 +95,9 @@ def decode_envelope(raw: bytes, *, function: str, fuel_used: int) -> Envelope:
         ) from error
 
     if not isinstance(document, dict) or len(document) != 1 or not ({"ok", "error"} & document.keys()):
-        shown = text if len(text) <= 200 else text[:200] + "..."
+        excerpt = text if len(text) <= 200 else text[:200] + "..."
         raise InvalidOutputError(
-            f"function {function!r} returned {shown!r}, which is not an output envelope; "
+            f"function {function!r} returned {excerpt!r}, which is not an output envelope; "
             'the guest must return {"ok": value} or {"error": message}',
             fuel_used=fuel_used,
         )

@@ -84,11 +84,24 @@ class CallResult:
     wall_ms: float
 
 
+@dataclass
+class _Execution:
+    """The raw outcome of one call: its store and instances, the packed result or the failure."""
+
+    store: wasmtime.Store
+    instances: list[wasmtime.Instance]
+    packed: int
+    failure: Exception | None
+    fuel_used: int
+    stdout: bytes
+    stderr: bytes
+
+
 class WasmRuntime:
     """Load packages and call their functions under fuel, memory and wall-time limits.
 
     Use it as a context manager, or call `close()` to stop the epoch ticker.
-    `cache_dir` holds compiled modules across runtimes; without it, compiled
+    `cache_dir` keeps compiled modules across runtimes. Without it, compiled
     modules are cached in memory only.
     """
 
@@ -135,7 +148,11 @@ class WasmRuntime:
         self.close()
 
     def close(self) -> None:
-        """Stop the epoch ticker. Later calls raise; calling close twice is harmless."""
+        """Stop the epoch ticker. Calling close twice is harmless.
+
+        Later calls raise WasmCallError. Calls still running lose their
+        wall-time limit, but fuel and memory limits still apply.
+        """
         self._closed = True
         self._ticker.stop()
 
@@ -183,6 +200,49 @@ class WasmRuntime:
 
         limits = package.manifest.limits
         started = time.perf_counter()
+        execution = self._execute(package, function, bytes(input_bytes))
+        fuel_used = execution.fuel_used
+
+        if execution.failure is not None:
+            context = FailureContext(
+                function=function,
+                limits=limits,
+                fuel_used=fuel_used,
+                stderr=execution.stderr,
+                memory_at_limit=_memory_at_limit(execution.store, execution.instances, limits.memory_bytes),
+            )
+            call_error = classify_failure(execution.failure, context)
+            logger.info("call %s.%s failed (%s): %s", package.cid, function, call_error.kind, call_error)
+            raise call_error from execution.failure
+
+        raw_output = self._read_output(execution.store, execution.instances[-1], execution.packed, function, fuel_used)
+        envelope = decode_envelope(raw_output, function=function, fuel_used=fuel_used)
+        wall_ms = (time.perf_counter() - started) * 1000
+        if envelope.output is None:
+            raise GuestError(
+                f"function {function!r} returned an error: {envelope.error}; "
+                "check the input against the function's description",
+                fuel_used=fuel_used,
+                guest_message=envelope.error or "",
+            )
+
+        logger.debug("call %s.%s used %d fuel in %.1f ms", package.cid, function, fuel_used, wall_ms)
+        return CallResult(
+            output=envelope.output,
+            fuel_used=fuel_used,
+            stdout=execution.stdout,
+            stderr=execution.stderr,
+            wall_ms=wall_ms,
+        )
+
+    def _execute(self, package: LoadedPackage, function: str, input_bytes: bytes) -> _Execution:
+        """Run one call in a fresh store under the package limits and capture its WASI output.
+
+        A trap or wasmtime error is returned in `failure` rather than raised,
+        so that the caller can classify it with the stderr output and memory
+        sizes at hand.
+        """
+        limits = package.manifest.limits
         store = wasmtime.Store(self._engine)
         store.set_fuel(limits.fuel)
         store.set_limits(memory_size=limits.memory_bytes)
@@ -194,37 +254,20 @@ class WasmRuntime:
         with WasiSandbox(package.manifest.wasi) as sandbox:
             store.set_wasi(sandbox.build_config())
             try:
-                packed = self._invoke(store, package, function, bytes(input_bytes), instances)
+                packed = self._invoke(store, package, function, input_bytes, instances)
             except (wasmtime.Trap, wasmtime.WasmtimeError) as error:
                 failure = error
-            fuel_used = limits.fuel - store.get_fuel()
             stdout, stderr = sandbox.read_streams()
 
-        if failure is not None:
-            context = FailureContext(
-                function=function,
-                limits=limits,
-                fuel_used=fuel_used,
-                stderr=stderr,
-                memory_at_limit=_memory_at_limit(store, instances, limits.memory_bytes),
-            )
-            call_error = classify_failure(failure, context)
-            logger.info("call %s.%s failed (%s): %s", package.cid, function, call_error.kind, call_error)
-            raise call_error from failure
-
-        raw_output = self._read_output(store, instances[-1], packed, function, fuel_used)
-        envelope = decode_envelope(raw_output, function=function, fuel_used=fuel_used)
-        wall_ms = (time.perf_counter() - started) * 1000
-        if envelope.error is not None:
-            raise GuestError(
-                f"function {function!r} returned an error: {envelope.error}; "
-                "check the input against the function's description",
-                fuel_used=fuel_used,
-                guest_message=envelope.error,
-            )
-        assert envelope.output is not None
-        logger.debug("call %s.%s used %d fuel in %.1f ms", package.cid, function, fuel_used, wall_ms)
-        return CallResult(output=envelope.output, fuel_used=fuel_used, stdout=stdout, stderr=stderr, wall_ms=wall_ms)
+        return _Execution(
+            store=store,
+            instances=instances,
+            packed=packed,
+            failure=failure,
+            fuel_used=limits.fuel - store.get_fuel(),
+            stdout=stdout,
+            stderr=stderr,
+        )
 
     def _check_input(self, input_bytes: bytes) -> None:
         if not isinstance(input_bytes, (bytes, bytearray)):
@@ -243,11 +286,12 @@ class WasmRuntime:
         input_bytes: bytes,
         instances: list[wasmtime.Instance],
     ) -> int:
-        """Instantiate the modules in link order and run the function; return its packed i64 result.
+        """Instantiate the modules in link order, run the function and return its packed i64 result.
 
         Appends each instance to `instances` as soon as it exists, so that the
         caller can inspect their memories after a trap.
         """
+        limits = package.manifest.limits
         linker = wasmtime.Linker(self._engine)
         linker.define_wasi()
         for name, module in package.modules:
@@ -266,14 +310,13 @@ class WasmRuntime:
             raise InvalidOutputError(
                 f"facade module reports guest ABI version {abi_version}, but this host supports {ABI_VERSION}; "
                 "rebuild the package with a matching Cloudless SDK",
-                fuel_used=package.manifest.limits.fuel - store.get_fuel(),
+                fuel_used=limits.fuel - store.get_fuel(),
             )
 
-        # The i32 result is an unsigned address; wasmtime returns it signed.
+        # The i32 result is an unsigned address, but wasmtime returns it signed.
         input_ptr = _call_func(exports, "cloudless_alloc", store, len(input_bytes)) & 0xFFFFFFFF
         memory = exports["memory"]
         assert isinstance(memory, wasmtime.Memory)
-        limits = package.manifest.limits
         if input_bytes:
             if input_ptr == 0:
                 raise MemoryLimitError(

@@ -17,7 +17,7 @@ MAX_PACKAGE_BYTES = 32 * MIB
 
 @dataclass(frozen=True)
 class HostLimits:
-    """Maxima that a provider node accepts; a manifest that asks for more is rejected.
+    """Maxima that a provider node accepts. A manifest that requests more is rejected.
 
     Units:
 

@@ -37,7 +37,7 @@ _VERSION = r"^[A-Za-z0-9][A-Za-z0-9.+-]{0,63}$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 _SHA256_HEX = r"^[0-9a-f]{64}$"
 
-# Exports that guest ABI v1 reserves; a callable function may not use them.
+# Exports that guest ABI v1 reserves, so no callable function may use these names.
 _RESERVED_EXPORTS = frozenset({"memory", "_initialize", "_start"})
 _RESERVED_EXPORT_PREFIX = "cloudless_"
 
@@ -58,8 +58,8 @@ class ModuleEntry(_Strict):
     @field_validator("name")
     @classmethod
     def _reject_wasi_namespace(cls, name: str) -> str:
-        # The linker defines WASI under "wasi_snapshot_preview1"; a module of
-        # that name would shadow it.
+        # The linker defines WASI under "wasi_snapshot_preview1", so a module
+        # of that name would shadow it.
         if name.startswith("wasi_"):
             raise ValueError(f"module name {name!r} is reserved for WASI; rename the module")
         return name
@@ -74,7 +74,7 @@ class ModuleEntry(_Strict):
 
 
 class FunctionEntry(_Strict):
-    """A function that callers may invoke; the facade module exports it."""
+    """A function that callers may invoke, exported by the facade module."""
 
     name: Annotated[str, Field(pattern=_FUNCTION_NAME)]
     description: Annotated[str, Field(max_length=1024)]
@@ -180,7 +180,7 @@ def manifest_to_json(manifest: Manifest) -> bytes:
 
 
 def check_host_limits(manifest: Manifest, host_limits: HostLimits) -> None:
-    """Raise ManifestError if the manifest asks for more than the host allows."""
+    """Raise ManifestError if the manifest requests more than the host allows."""
     checks = [
         ("limits.fuel", manifest.limits.fuel, host_limits.max_fuel, "fuel units"),
         ("limits.memory_bytes", manifest.limits.memory_bytes, host_limits.max_memory_bytes, "bytes"),
@@ -201,11 +201,11 @@ def check_host_limits(manifest: Manifest, host_limits: HostLimits) -> None:
             )
 
 
-def _reject_duplicates(names: list[str], what: str) -> None:
+def _reject_duplicates(names: list[str], entry_kind: str) -> None:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise ValueError(f"duplicate {what} name {name!r}; each {what} must have a unique name")
+            raise ValueError(f"duplicate {entry_kind} name {name!r}; each {entry_kind} must have a unique name")
         seen.add(name)
 
 

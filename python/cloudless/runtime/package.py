@@ -92,8 +92,8 @@ def build_package(
 ) -> bytes:
     """Build the canonical package tar from a manifest template and module bytes.
 
-    The template is a manifest whose module entries carry only `name`; this
-    fills in each `path` and `sha256`. `modules` maps every module name in the
+    The template is a manifest whose module entries carry only `name`, and
+    this fills in each `path` and `sha256`. `modules` maps every module name in the
     template to its Wasm bytes. The result passes `read_package`, and the same
     inputs always give the same bytes.
     """

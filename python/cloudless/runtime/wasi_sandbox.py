@@ -45,7 +45,7 @@ class WasiSandbox:
             self._directory = None
 
     def build_config(self) -> wasmtime.WasiConfig:
-        """Return a fresh WasiConfig for one store; a store consumes the config it is given."""
+        """Return a fresh WasiConfig, because a store consumes the config it is given."""
         config = wasmtime.WasiConfig()
         config.argv = []
         if self._settings.env:

@@ -1,7 +1,7 @@
 """Read the export names of a Wasm binary without compiling it.
 
 Package checks use this so that `read_package` works without a wasmtime
-engine. Only the module header and section framing are checked here; full
+engine. Only the module header and section framing are checked here. Full
 validation happens when wasmtime compiles the module.
 """
 
@@ -15,8 +15,8 @@ _MAGIC = b"\x00asm"
 _VERSION_1 = b"\x01\x00\x00\x00"
 _EXPORT_SECTION_ID = 7
 
-# Export kind byte to name, from the binary format of the Wasm core spec
-# (section "Export Section"); 0x04 (tag) comes from the exception-handling proposal.
+# Export kind byte to name, from the export section of the Wasm core spec's
+# binary format. Kind 0x04 (tag) comes from the exception-handling proposal.
 EXPORT_KINDS = {0x00: "func", 0x01: "table", 0x02: "memory", 0x03: "global", 0x04: "tag"}
 
 
@@ -35,13 +35,16 @@ def read_exports(wasm: bytes, module_name: str) -> dict[str, str]:
             "(a Wasm component is not supported); build it for wasm32-wasip1"
         )
 
+    # Walk every section, not only up to the exports, so that a module cut
+    # short anywhere is rejected here rather than at compile time.
+    exports: dict[str, str] = {}
     while not reader.at_end():
         section_id = reader.take(1)[0]
         size = reader.read_u32()
         payload = _Reader(reader.take(size), module_name)
         if section_id == _EXPORT_SECTION_ID:
-            return _read_export_section(payload)
-    return {}
+            exports = _read_export_section(payload)
+    return exports
 
 
 def _read_export_section(reader: _Reader) -> dict[str, str]:

@@ -3,7 +3,8 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpinRequest {
-    /// Number of loop iterations. Absent or null loops forever.
+    /// Number of loop iterations. The loop runs forever when this is absent
+    /// or null.
     #[serde(default)]
     iterations: Option<u64>,
 }

@@ -62,7 +62,7 @@ impl Column {
 
     fn invalid(&self, record: &Record, field: &str, expected: &str) -> String {
         format!(
-            "line {}, column \"{}\": invalid value \"{}\"; expected {} or NA",
+            "line {}, column \"{}\": invalid value \"{}\" (expected {} or NA)",
             record.line, self.name, field, expected
         )
     }
@@ -97,7 +97,7 @@ mod tests {
         let mass = Column::find(&table, "body_mass_g").unwrap();
         assert_eq!(
             mass.number(&table.records[3]),
-            Err("line 5, column \"body_mass_g\": invalid value \"heavy\"; expected a number or NA".to_string())
+            Err("line 5, column \"body_mass_g\": invalid value \"heavy\" (expected a number or NA)".to_string())
         );
     }
 
@@ -117,7 +117,7 @@ mod tests {
         assert_eq!(year.integer(&table.records[1]), Ok(None));
         assert_eq!(year.integer(&table.records[2]), Ok(None));
         let err = year.integer(&table.records[3]).unwrap_err();
-        assert_eq!(err, "line 5, column \"year\": invalid value \"2007.5\"; expected an integer or NA");
+        assert_eq!(err, "line 5, column \"year\": invalid value \"2007.5\" (expected an integer or NA)");
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl Table {
             None => {
                 return Err(CsvError {
                     line: 1,
-                    message: "the CSV text is empty; expected a header line".to_string(),
+                    message: "the CSV text is empty, but a header line is required".to_string(),
                 })
             }
         };
@@ -72,7 +72,7 @@ impl Table {
     }
 
     /// Returns the index of the first column named `name`, or an error that
-    /// lists the columns the header has.
+    /// lists the header's columns.
     pub fn column_index(&self, name: &str) -> Result<usize, String> {
         self.header
             .iter()
@@ -92,8 +92,8 @@ fn read_records(text: &str) -> Result<Vec<Record>, CsvError> {
     let mut records = Vec::new();
     let mut fields: Vec<String> = Vec::new();
     let mut field = String::new();
-    // True once a field's closing quote was read; only a comma or a line
-    // break may follow it.
+    // True once a field's closing quote was read. After it, only a comma or
+    // a line break may follow.
     let mut field_was_quoted = false;
     let mut in_quotes = false;
     let mut line = 1;
@@ -149,13 +149,13 @@ fn read_records(text: &str) -> Result<Vec<Record>, CsvError> {
             '"' => {
                 return Err(CsvError {
                     line,
-                    message: "a double quote inside an unquoted field; quote the whole field and double the inner quotes".to_string(),
+                    message: "unexpected double quote in an unquoted field. Quote the whole field and double the quotes inside it".to_string(),
                 })
             }
             _ if field_was_quoted => {
                 return Err(CsvError {
                     line,
-                    message: format!("unexpected character {:?} after a closing quote; expected a comma or a line break", c),
+                    message: format!("unexpected character {:?} after a closing quote. Only a comma or a line break may follow it", c),
                 })
             }
             _ => field.push(c),
@@ -272,7 +272,7 @@ mod tests {
     fn parse_quote_inside_field_fails() {
         let err = Table::parse("a,b\nx\"y,2\n").unwrap_err();
         assert_eq!(err.line, 2);
-        assert!(err.message.contains("double quote"), "{}", err);
+        assert!(err.message.contains("unexpected double quote"), "{}", err);
     }
 
     #[test]

@@ -12,7 +12,7 @@ fn default_top() -> usize {
 pub struct HeaviestRequest {
     /// The contents of penguins.csv.
     pub csv: String,
-    /// Number of penguins to return; 5 when absent.
+    /// Number of penguins to return, 5 when absent.
     #[serde(default = "default_top")]
     pub top: usize,
 }
@@ -130,7 +130,7 @@ mod tests {
     fn heaviest_bad_year_names_line() {
         let csv = SAMPLE_CSV.replace("5700,male,2009", "5700,male,later");
         let err = run(&csv, 1).unwrap_err();
-        assert_eq!(err, "line 7, column \"year\": invalid value \"later\"; expected an integer or NA");
+        assert_eq!(err, "line 7, column \"year\": invalid value \"later\" (expected an integer or NA)");
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub struct SummarizeResponse {
 
 #[derive(Debug, Serialize)]
 pub struct GroupSummary {
-    /// Value of the group column; null for rows where it is NA.
+    /// Value of the group column, or null for rows where it is NA.
     pub group: Option<String>,
     pub rows: usize,
     /// Rows that have all four measurements.
@@ -266,7 +266,7 @@ mod tests {
 
         let csv = SAMPLE_CSV.replace("3250", "32x0");
         let err = run(&csv, GroupBy::Species).unwrap_err();
-        assert_eq!(err, "line 4, column \"body_mass_g\": invalid value \"32x0\"; expected a number or NA");
+        assert_eq!(err, "line 4, column \"body_mass_g\": invalid value \"32x0\" (expected a number or NA)");
     }
 
     #[test]

@@ -1,0 +1,184 @@
+"""Constants, enum values and helpers shared by the contract tests."""
+
+from dataclasses import dataclass, field
+
+EPOCH_SECONDS = 600
+"""Epoch length of the test DealManager.
+
+Ten minutes keep a test's transactions inside the epoch it moved to: anvil
+advances block timestamps with the wall clock after a time jump.
+"""
+PROOF_WINDOW_EPOCHS = 2
+MIN_DEPOSITED_EPOCHS = 2
+COLLATERAL_PER_CU = 10**18
+UNBONDING_SECONDS = 3_600
+
+USDC = 10**6
+FLT = 10**18
+PRICE = 2 * USDC // 100
+"""Default offer price per CU per epoch: 0.02 USDC."""
+REGION = 276
+UINT64_MAX = 2**64 - 1
+
+DEAL_FIELDS = (
+    "appCid",
+    "paymentToken",
+    "maxPricePerCuPerEpoch",
+    "cuPerWorker",
+    "minWorkers",
+    "targetWorkers",
+    "maxWorkersPerProvider",
+    "durationEpochs",
+    "regions",
+    "minTier",
+    "minSlaBps",
+    "accessMode",
+    "providers",
+    "billingMode",
+    "deposit",
+)
+
+
+class Skip:
+    """Values of IDealManager.SkipReason."""
+
+    NONE = 0
+    NO_FREE_SLOT = 1
+    PEER_NOT_FOUND = 2
+    OFFER_PAUSED = 3
+    TOKEN_MISMATCH = 4
+    PRICE_ABOVE_CAP = 5
+    REGION_NOT_ALLOWED = 6
+    TIER_TOO_LOW = 7
+    SLA_TOO_LOW = 8
+    PROVIDER_NOT_ALLOWED = 9
+    NOT_ENOUGH_CUS = 10
+    PEER_ALREADY_IN_DEAL = 11
+    PROVIDER_LIMIT = 12
+    INSUFFICIENT_STAKE = 13
+    INSUFFICIENT_FUNDS = 14
+
+
+class Status:
+    """Values of IDealManager.DealStatus."""
+
+    ACTIVE = 0
+    NOT_ENOUGH_WORKERS = 1
+    INSUFFICIENT_FUNDS = 2
+    ENDED = 3
+
+
+class Access:
+    """Values of IDealManager.AccessMode."""
+
+    NONE = 0
+    ALLOW_LIST = 1
+    DENY_LIST = 2
+
+
+@dataclass
+class Clock:
+    """Moves chain time in whole epochs of the DealManager."""
+
+    chain: object
+    genesis: int
+    epoch_seconds: int = EPOCH_SECONDS
+
+    def epoch(self) -> int:
+        """Return the epoch of the next block, which is the one a transaction sees."""
+        return (self.chain.pending_timestamp - self.genesis) // self.epoch_seconds
+
+    def goto_epoch(self, epoch: int) -> None:
+        """Mine a block one second into `epoch`; the epoch must not be in the past."""
+        target = self.genesis + epoch * self.epoch_seconds + 1
+        latest = self.chain.blocks.head.timestamp
+        assert target > latest, f"cannot move back to epoch {epoch}: head timestamp {latest} >= {target}"
+        self.chain.mine(timestamp=target)
+
+    def advance(self, epochs: int = 1) -> int:
+        """Move `epochs` epochs forward and return the new epoch."""
+        target = self.epoch() + epochs
+        self.goto_epoch(target)
+        return target
+
+
+def events(receipt, event_type):
+    """Return the decoded logs of one event type in a receipt, in order."""
+    return list(receipt.events.filter(event_type))
+
+
+def skip_reasons(receipt, deal_manager):
+    """Return the CandidateSkipped reasons of a receipt as (peer id, reason) pairs."""
+    return [(log.peerId, log.reason) for log in receipt.events.filter(deal_manager.CandidateSkipped)]
+
+
+@dataclass
+class Builder:
+    """Creates offers and deals with defaults that a test overrides per call."""
+
+    market: object
+    deal_manager: object
+    usdc: object
+    developer: object
+    signers: list
+    next_signer: int = 0
+    extra_signers: list = field(default_factory=list)
+
+    def offer(self, provider, cus=(8,), price=PRICE, token=None, region=REGION, tier=3, sla=9_990, signers=None):
+        """Create an offer with one peer per entry of `cus` and return (offer id, peer ids)."""
+        terms = (token or self.usdc, price, region, tier, sla, 2, 2_048)
+        if signers is None:
+            signers = [self._take_signer() for _ in cus]
+        peers = [(signer, count) for signer, count in zip(signers, cus, strict=True)]
+        receipt = self.market.createOffer(terms, peers, sender=provider)
+        offer_id = next(iter(receipt.events.filter(self.market.OfferCreated))).offerId
+        peer_ids = [log.peerId for log in receipt.events.filter(self.market.PeerAdded)]
+        return offer_id, peer_ids
+
+    def deal_params(self, **overrides):
+        params = {
+            "appCid": b"\x01\x55\x12\x20" + bytes(32),
+            "paymentToken": self.usdc.address,
+            "maxPricePerCuPerEpoch": PRICE,
+            "cuPerWorker": 2,
+            "minWorkers": 1,
+            "targetWorkers": 2,
+            "maxWorkersPerProvider": 2,
+            "durationEpochs": 0,
+            "regions": [],
+            "minTier": 0,
+            "minSlaBps": 0,
+            "accessMode": Access.NONE,
+            "providers": [],
+            "billingMode": 0,
+            "deposit": 100 * USDC,
+        }
+        params.update(overrides)
+        return tuple(params[name] for name in DEAL_FIELDS)
+
+    def deal(self, sender=None, **overrides):
+        """Create a deal and return its id."""
+        receipt = self.deal_manager.createDeal(self.deal_params(**overrides), sender=sender or self.developer)
+        return next(iter(receipt.events.filter(self.deal_manager.DealCreated))).dealId
+
+    def match(self, deal_id, peer_ids, sender=None):
+        """Match the deal on `peer_ids` and return (receipt, new worker ids)."""
+        receipt = self.deal_manager.matchDeal(deal_id, list(peer_ids), sender=sender or self.developer)
+        worker_ids = [log.workerId for log in receipt.events.filter(self.deal_manager.WorkerJoined)]
+        return receipt, worker_ids
+
+    def matched_deal(self, provider, cus=(8,), price=PRICE, **deal_overrides):
+        """Create an offer and a deal, match one worker and return (deal id, worker id, peer id)."""
+        _, peer_ids = self.offer(provider, cus=cus, price=price)
+        deal_id = self.deal(**deal_overrides)
+        _, worker_ids = self.match(deal_id, peer_ids[:1])
+        return deal_id, worker_ids[0], peer_ids[0]
+
+    def _take_signer(self):
+        if self.next_signer < len(self.signers):
+            signer = self.signers[self.next_signer].address
+        else:
+            # Signers that never send a transaction need no key or ETH.
+            signer = "0x" + f"{0x5157_0000 + self.next_signer:040x}"
+        self.next_signer += 1
+        return signer

@@ -1,0 +1,220 @@
+"""Python receipt hashing, signing and Merkle proofs against the Solidity `ExecutionReceipts`.
+
+Run with `ape test`, which starts anvil and deploys `ReceiptsHarness`. Every
+contract call here is a view, so the tests leave no state behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ape.exceptions import ContractLogicError
+from eth_account import Account
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cloudless.exceptions import InvalidSignatureError
+from cloudless.receipts.eip712 import (
+    CallRequest,
+    Domain,
+    Receipt,
+    receipt_digest,
+    recover_request_signer,
+    request_digest,
+    sign_receipt,
+    sign_request,
+)
+from cloudless.receipts.merkle import EMPTY_ROOT, ReceiptMerkleTree, leaf_hash
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+# Each example makes a few RPC calls to anvil, so fewer examples keep the run short.
+onchain_settings = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+uint64s = st.integers(min_value=0, max_value=2**64 - 1)
+uint256s = st.integers(min_value=0, max_value=2**256 - 1)
+hashes = st.binary(min_size=32, max_size=32)
+private_keys = st.integers(min_value=1, max_value=SECP256K1_N - 1).map(
+    lambda key: key.to_bytes(32, "big")
+)
+requests = st.builds(
+    CallRequest,
+    deal_id=uint256s,
+    function_name=st.text(alphabet=st.characters(codec="utf-8"), max_size=40),
+    input_hash=hashes,
+    nonce=uint256s,
+    deadline=uint256s,
+)
+app_cids = st.tuples(st.integers(min_value=0, max_value=0x7F), hashes).map(
+    lambda parts: bytes([0x01, parts[0], 0x12, 0x20]) + parts[1]
+)
+receipts = st.builds(
+    Receipt,
+    worker_id=uint256s,
+    request_hash=hashes,
+    app_cid=app_cids,
+    output_hash=hashes,
+    fuel_used=uint64s,
+    epoch=uint64s,
+    sequence=uint64s,
+)
+
+
+def request_struct(request: CallRequest) -> dict[str, Any]:
+    return {
+        "dealId": request.deal_id,
+        "functionName": request.function_name,
+        "inputHash": request.input_hash,
+        "nonce": request.nonce,
+        "deadline": request.deadline,
+    }
+
+
+def receipt_struct(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "workerId": receipt.worker_id,
+        "requestHash": receipt.request_hash,
+        "appCid": receipt.app_cid,
+        "outputHash": receipt.output_hash,
+        "fuelUsed": receipt.fuel_used,
+        "epoch": receipt.epoch,
+        "sequence": receipt.sequence,
+    }
+
+
+def flip_bit(value: bytes, bit: int = 0) -> bytes:
+    changed = bytearray(value)
+    changed[bit // 8 % len(changed)] ^= 1 << (bit % 8)
+    return bytes(changed)
+
+
+@pytest.fixture(scope="module")
+def harness(accounts: Any, project: Any) -> Any:
+    # The `accounts` fixture of ape's pytest plugin is the list of local test accounts.
+    return project.ReceiptsHarness.deploy(sender=accounts[0])
+
+
+@pytest.fixture(scope="module")
+def domain(harness: Any, chain: Any) -> Domain:
+    return Domain(chain_id=chain.chain_id, verifying_contract=harness.address)
+
+
+def test_contract_reports_domain(harness: Any, domain: Domain) -> None:
+    fields = harness.eip712Domain()
+
+    assert fields[1] == "Cloudless"
+    assert fields[2] == "1"
+    assert fields[3] == domain.chain_id
+    assert fields[4] == domain.verifying_contract
+
+
+@onchain_settings
+@given(request=requests)
+def test_request_digest_matches_contract(harness: Any, domain: Domain, request: CallRequest) -> None:
+    on_chain = harness.hashCallRequest(request_struct(request))
+
+    assert bytes(on_chain) == request_digest(request, domain)
+
+
+@onchain_settings
+@given(receipt=receipts)
+def test_receipt_digest_matches_contract(harness: Any, domain: Domain, receipt: Receipt) -> None:
+    on_chain = harness.hashReceipt(receipt_struct(receipt))
+
+    assert bytes(on_chain) == receipt_digest(receipt, domain)
+
+
+@onchain_settings
+@given(request=requests, private_key=private_keys)
+def test_contract_recovers_request_signer(
+    harness: Any, domain: Domain, request: CallRequest, private_key: bytes
+) -> None:
+    signature = sign_request(request, private_key, domain)
+
+    signer = harness.recoverCallRequestSigner(request_struct(request), signature)
+
+    assert signer == Account.from_key(private_key).address
+
+
+@onchain_settings
+@given(receipt=receipts, private_key=private_keys)
+def test_contract_recovers_receipt_signer(
+    harness: Any, domain: Domain, receipt: Receipt, private_key: bytes
+) -> None:
+    signature = sign_receipt(receipt, private_key, domain)
+
+    signer = harness.recoverReceiptSigner(receipt_struct(receipt), signature)
+
+    assert signer == Account.from_key(private_key).address
+
+
+def test_high_s_signature_rejected_by_both(harness: Any, domain: Domain) -> None:
+    request = CallRequest(deal_id=1, function_name="f", input_hash=bytes(32), nonce=0, deadline=0)
+    signature = sign_request(request, bytes.fromhex("01" * 32), domain)
+    s = int.from_bytes(signature[32:64], "big")
+    high_s = signature[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - signature[64]])
+
+    with pytest.raises(ContractLogicError):
+        harness.recoverCallRequestSigner(request_struct(request), high_s)
+    with pytest.raises(InvalidSignatureError):
+        recover_request_signer(request, high_s, domain)
+
+
+def test_zero_v_signature_rejected_by_both(harness: Any, domain: Domain) -> None:
+    request = CallRequest(deal_id=1, function_name="f", input_hash=bytes(32), nonce=0, deadline=0)
+    signature = sign_request(request, bytes.fromhex("01" * 32), domain)
+    zero_v = signature[:64] + bytes([signature[64] - 27])
+
+    with pytest.raises(ContractLogicError):
+        harness.recoverCallRequestSigner(request_struct(request), zero_v)
+    with pytest.raises(InvalidSignatureError):
+        recover_request_signer(request, zero_v, domain)
+
+
+@onchain_settings
+@given(digest=hashes)
+def test_receipt_leaf_matches_contract(harness: Any, digest: bytes) -> None:
+    assert bytes(harness.receiptLeaf(digest)) == leaf_hash(digest)
+
+
+@onchain_settings
+@given(digests=st.lists(hashes, min_size=1, max_size=64), bit=st.integers(0, 255), data=st.data())
+def test_python_proofs_pass_on_chain(
+    harness: Any, digests: list[bytes], bit: int, data: st.DataObject
+) -> None:
+    tree = ReceiptMerkleTree(digests)
+    index = data.draw(st.integers(min_value=0, max_value=len(digests) - 1))
+    proof = tree.proof(index)
+
+    assert harness.verifyReceiptInclusion(tree.root, digests[index], proof)
+    assert not harness.verifyReceiptInclusion(tree.root, flip_bit(digests[index], bit), proof)
+    assert not harness.verifyReceiptInclusion(flip_bit(tree.root, bit), digests[index], proof)
+    if proof:
+        position = data.draw(st.integers(min_value=0, max_value=len(proof) - 1))
+        tampered = list(proof)
+        tampered[position] = flip_bit(tampered[position], bit)
+        assert not harness.verifyReceiptInclusion(tree.root, digests[index], tampered)
+
+
+def test_every_proof_of_tree_passes_on_chain(harness: Any) -> None:
+    digests = [bytes([i]) * 32 for i in range(1, 18)]
+    tree = ReceiptMerkleTree(digests)
+
+    for index, digest in enumerate(digests):
+        assert harness.verifyReceiptInclusion(tree.root, digest, tree.proof(index)), index
+
+
+def test_single_leaf_tree_passes_on_chain(harness: Any) -> None:
+    digest = bytes([7]) * 32
+    tree = ReceiptMerkleTree([digest])
+
+    assert harness.verifyReceiptInclusion(tree.root, digest, [])
+
+
+def test_empty_root_proves_nothing_on_chain(harness: Any) -> None:
+    assert not harness.verifyReceiptInclusion(EMPTY_ROOT, bytes([7]) * 32, [])
