@@ -75,6 +75,7 @@ interface IMarket {
     error MarketNotEnoughFreeCus(uint256 peerId, uint32 freeCus, uint32 requested);
     error MarketReleaseExceedsUsed(uint256 peerId, uint32 usedCus, uint32 requested);
     error MarketZeroAddress(string field);
+    error MarketInvalidEndpoint(uint256 length, uint256 maxLength);
 
     // ----------------------------------------------------------------- events
 
@@ -92,6 +93,7 @@ interface IMarket {
     event CusReleased(uint256 indexed peerId, uint32 cus, uint32 freeCus);
     event DealManagerSet(address dealManager);
     event CollateralPerCuSet(uint256 collateralPerCu);
+    event ProviderEndpointSet(address indexed provider, string endpoint);
 
     // ------------------------------------------------------------- providers
 
@@ -112,6 +114,15 @@ interface IMarket {
     /// @notice Sends the caller's unbonded FLT back once the unbonding period is over.
     /// @dev Reverts with {MarketNothingUnbonding} or {MarketUnbondingNotFinished}. Emits {UnstakeWithdrawn}.
     function withdrawUnstaked() external;
+
+    /// @notice Publishes the URL where the caller's provider node takes calls
+    /// (for example `https://node.example.org`); gateways read it to reach workers.
+    /// @dev Only a registered provider; 1 to 256 bytes. Reverts with
+    /// {MarketProviderNotRegistered} or {MarketInvalidEndpoint}. Emits {ProviderEndpointSet}.
+    function setProviderEndpoint(string calldata endpoint) external;
+
+    /// @notice The provider's published endpoint, or "" if it has none.
+    function providerEndpoint(address provider) external view returns (string memory);
 
     // ---------------------------------------------------------------- offers
 

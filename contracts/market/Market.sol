@@ -7,11 +7,12 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 
 import {IMarket} from "../interfaces/IMarket.sol";
+import {ProviderEndpoints} from "./ProviderEndpoints.sol";
 
 /// @title Cloudless compute market: providers, FLT stake, offers and peers.
 /// @notice See {IMarket}. A peer signer is unique over all live peers; removing
 /// a peer frees its signer for a new peer.
-contract Market is IMarket, Ownable, ReentrancyGuard {
+contract Market is IMarket, ProviderEndpoints, Ownable, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
     uint8 private constant MAX_TIER = 4;
@@ -327,5 +328,10 @@ contract Market is IMarket, Ownable, ReentrancyGuard {
     function _ownedPeer(uint256 peerId) private view returns (Peer storage peer) {
         peer = _livePeer(peerId);
         if (_offers[peer.offerId].provider != msg.sender) revert MarketNotOfferOwner(peer.offerId, msg.sender);
+    }
+
+    /// @dev Registration check for {ProviderEndpoints}.
+    function _isRegisteredProvider(address account) internal view override returns (bool) {
+        return _providers[account].registered;
     }
 }

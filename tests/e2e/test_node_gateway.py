@@ -28,7 +28,6 @@ from local_chain import LocalChain, free_port, local_chain
 
 from cloudless.chain import DeploySettings
 from cloudless.chain.keys import test_account_key as account_key
-from cloudless.chain.market import MarketClient
 from cloudless.chain.types import DealParams
 from cloudless.cid import cid_to_bytes
 from cloudless.gateway import Gateway, GatewayConfig
@@ -45,7 +44,6 @@ DEVELOPER_INDEX = 6
 CALLER_INDEX = 8
 EPOCH_SECONDS = 60
 PROOF_WINDOW = 2
-MARKET_HAS_ENDPOINTS = hasattr(MarketClient, "provider_endpoint")
 
 
 @dataclass
@@ -127,8 +125,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 port=free_port(),
                 data_dir=directory / "gateway-data",
                 request_timeout_seconds=10,
-                # Without an endpoint registry in the Market, the gateway config must contain the node's URL.
-                endpoints={} if MARKET_HAS_ENDPOINTS else {provider.address: f"http://127.0.0.1:{node_port}"},
+                endpoints={},
             )
         )
         gateway.start()
@@ -283,7 +280,6 @@ def test_gateway_serves_package_and_deal(stack: Stack) -> None:
     assert all(worker["endpoint"] == stack.node_url for worker in deal["workers"])
 
 
-@pytest.mark.skipif(not MARKET_HAS_ENDPOINTS, reason="the Market in this checkout has no provider endpoint registry")
 def test_node_publishes_endpoint(stack: Stack) -> None:
     provider = stack.chain.session(PROVIDER_INDEX)
 

@@ -43,6 +43,15 @@ class MarketClient:
     def withdraw_unstaked(self) -> TxReceipt:
         return self.client.transact(self.contract.functions.withdrawUnstaked())
 
+    def set_provider_endpoint(self, url: str) -> TxReceipt:
+        """Publish the URL where this provider's node takes calls."""
+        logger.info("setting provider endpoint of %s to %s", self.client.address, url)
+        return self.client.transact(self.contract.functions.setProviderEndpoint(url))
+
+    def provider_endpoint(self, provider: str) -> str:
+        """Return the provider's published endpoint, or "" if it has none."""
+        return str(self.client.call(self.contract.functions.providerEndpoint(provider)))
+
     # ------------------------------------------------------------ offers
 
     def create_offer(self, terms: OfferTerms, peers: Sequence[PeerSpec]) -> int:

@@ -25,16 +25,13 @@ def resolve_endpoint(session: Session, provider: str, overrides: Mapping[str, st
     """Return the base URL of `provider`'s node, or None when no endpoint is published.
 
     The gateway config's `endpoints` win. Otherwise the endpoint comes from
-    the Market's endpoint registry, when the deployed Market has one.
+    the Market's endpoint registry (`Market.providerEndpoint`).
     """
     provider = to_checksum_address(provider)
     if provider in overrides:
         return overrides[provider]
-    market = session.market
-    if hasattr(market, "provider_endpoint"):
-        url = str(market.provider_endpoint(provider))
-        return url.rstrip("/") or None
-    return None
+    url = session.market.provider_endpoint(provider)
+    return url.rstrip("/") or None
 
 
 class TtlCache:

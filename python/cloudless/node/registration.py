@@ -160,11 +160,6 @@ def _create_offer(session: Session, config: NodeConfig, signers: Sequence[str]) 
 def sync_endpoint(session: Session, url: str) -> bool:
     """Publish `url` as the provider's endpoint unless the chain already has it, and return whether a transaction was sent."""
     market = session.market
-    if not hasattr(market, "provider_endpoint"):
-        # NOTE: the Market in this checkout has no endpoint registry yet, so
-        # each gateway needs the endpoint in its config (GatewayConfig.endpoints).
-        logger.warning("the Market has no provider endpoint registry; not publishing %s", url)
-        return False
     current = market.provider_endpoint(session.address)
     if current == url:
         logger.info("provider endpoint on chain is already %s", url)

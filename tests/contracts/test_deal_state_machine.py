@@ -1,0 +1,473 @@
+"""Hypothesis state machine over random deal life cycles against a Python model.
+
+The model re-implements settlement, matching, claims and reserves. Every rule
+compares the contract's events and storage with the model. After every step
+the invariants check that:
+
+1. the DealManager's USDC balance equals the deal balances, pending amounts
+   and unwithdrawn earnings together;
+2. no (worker, epoch) is paid without an accepted proof or paid twice;
+3. a settled epoch is charged exactly the rates of the workers in the deal in
+   that epoch, so nothing before a join, after a leave or after the end;
+4. balances and pending amounts match the model (so never go negative), and a
+   withdrawal from a running deal keeps the reserve;
+5. each peer's free CUs plus the CUs of its active workers equal its total.
+"""
+
+from dataclasses import dataclass, field
+
+import ape
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from contract_helpers import MIN_DEPOSITED_EPOCHS, PROOF_WINDOW_EPOCHS, UINT64_MAX, Skip, events
+
+MAX_DEALS = 3
+UNKNOWN_PEER_ID = 999
+PEER_LAYOUT = (
+    # (provider index, CUs, price per CU per epoch)
+    (0, 6, 100),
+    (0, 4, 150),
+    (1, 5, 80),
+    (2, 3, 200),
+)
+
+
+@dataclass
+class PeerModel:
+    peer_id: int
+    provider: str
+    signer: object
+    total_cus: int
+    price: int
+    free_cus: int
+
+
+@dataclass
+class WorkerModel:
+    worker_id: int
+    deal_id: int
+    peer: PeerModel
+    provider: str
+    price: int
+    cus: int
+    joined: int
+    left: int = UINT64_MAX
+    claimed_until: int = 0
+    active: bool = True
+
+    @property
+    def rate(self) -> int:
+        return self.price * self.cus
+
+
+@dataclass
+class DealModel:
+    deal_id: int
+    cap: int
+    cu_per_worker: int
+    target: int
+    max_per_provider: int
+    end: int
+    settled: int
+    balance: int
+    stopped: bool = False
+    pending: int = 0
+    rate: int = 0
+    workers: list = field(default_factory=list)
+    funded: set = field(default_factory=set)
+
+    def active_workers(self) -> list:
+        return [worker for worker in self.workers if worker.active]
+
+
+class Environment:
+    """Contracts, accounts and peers shared by every example of one test run."""
+
+    def __init__(self, chain, clock, build, deal_manager, market, usdc, developer, providers, signers):
+        self.chain = chain
+        self.clock = clock
+        self.build = build
+        self.deal_manager = deal_manager
+        self.market = market
+        self.usdc = usdc
+        self.developer = developer
+        self.providers = providers
+        self.peers = []
+        for index, (provider_index, cus, price) in enumerate(PEER_LAYOUT):
+            _, [peer_id] = build.offer(
+                providers[provider_index], cus=(cus,), price=price, signers=[signers[index].address]
+            )
+            self.peers.append((peer_id, providers[provider_index], signers[index], cus, price))
+
+
+class DealMachine(RuleBasedStateMachine):
+    environment: Environment = None
+
+    def __init__(self):
+        super().__init__()
+        self.env = DealMachine.environment
+        self.dm = self.env.deal_manager
+        self.snapshot = self.env.chain.snapshot()
+        self.deals = {}
+        self.workers = {}
+        self.peers = [
+            PeerModel(peer_id, provider.address, signer, cus, price, cus)
+            for peer_id, provider, signer, cus, price in self.env.peers
+        ]
+        self.proofs = set()
+        self.paid = set()
+        self.earnings = {provider.address: 0 for provider in self.env.providers}
+
+    def teardown(self):
+        self.env.chain.restore(self.snapshot)
+
+    # ------------------------------------------------------------------ model
+
+    def now(self) -> int:
+        return self.env.clock.epoch()
+
+    def preview_settle(self, deal: DealModel, now: int):
+        """Return (from, to, funded, charged) that settling at `now` emits, or None."""
+        to_epoch = min(now, deal.end)
+        if to_epoch <= deal.settled:
+            return None
+        elapsed = to_epoch - deal.settled
+        funded = min(elapsed, deal.balance // deal.rate) if deal.rate else 0
+        return deal.settled, to_epoch, funded, funded * deal.rate
+
+    def apply_settle(self, deal: DealModel, now: int, receipt) -> None:
+        """Settle the model and check the receipt's DealSettled event against it."""
+        expected = self.preview_settle(deal, now)
+        logs = events(receipt, self.dm.DealSettled)
+        if expected is None:
+            assert logs == []
+            return
+        [log] = logs
+        assert (log.fromEpoch, log.toEpoch, log.fundedEpochs, log.charged) == expected
+        from_epoch, to_epoch, funded, charged = expected
+        assert charged <= deal.balance
+        for epoch in range(from_epoch, from_epoch + funded):
+            # Invariant 3: the charge of each funded epoch is the sum of the
+            # rates of the workers that were in the deal in that epoch.
+            assert epoch < deal.end
+            in_deal = [w for w in deal.workers if w.joined <= epoch < min(w.left, deal.end)]
+            assert deal.rate == sum(worker.rate for worker in in_deal)
+            deal.funded.add(epoch)
+        deal.balance -= charged
+        deal.pending += charged
+        deal.settled = to_epoch
+
+    def reserve(self, deal: DealModel, now: int, settled: int) -> int:
+        if now >= deal.end:
+            return 0
+        if deal.stopped:
+            return deal.rate * (deal.end - settled)
+        return deal.cap * deal.cu_per_worker * deal.target * min(MIN_DEPOSITED_EPOCHS, deal.end - now)
+
+    def predict_candidates(self, deal: DealModel, balance: int, peer_indexes: list) -> list:
+        """Return the SkipReason of each candidate, counting the workers placed before it."""
+        active = [(worker.peer, worker.provider) for worker in deal.active_workers()]
+        free_cus = {id(peer): peer.free_cus for peer in self.peers}
+        rate = deal.rate
+        reasons = []
+        for index in peer_indexes:
+            reason = self._skip_reason(deal, balance, rate, active, free_cus, index)
+            reasons.append(reason)
+            if reason == Skip.NONE:
+                peer = self.peers[index]
+                active.append((peer, peer.provider))
+                free_cus[id(peer)] -= deal.cu_per_worker
+                rate += peer.price * deal.cu_per_worker
+        return reasons
+
+    def _skip_reason(self, deal, balance, rate, active, free_cus, index) -> int:
+        if len(active) >= deal.target:
+            return Skip.NO_FREE_SLOT
+        if index >= len(self.peers):
+            return Skip.PEER_NOT_FOUND
+        peer = self.peers[index]
+        if peer.price > deal.cap:
+            return Skip.PRICE_ABOVE_CAP
+        if free_cus[id(peer)] < deal.cu_per_worker:
+            return Skip.NOT_ENOUGH_CUS
+        if any(active_peer is peer for active_peer, _ in active):
+            return Skip.PEER_ALREADY_IN_DEAL
+        if sum(1 for _, provider in active if provider == peer.provider) >= deal.max_per_provider:
+            return Skip.PROVIDER_LIMIT
+        if balance < rate + peer.price * deal.cu_per_worker:
+            return Skip.INSUFFICIENT_FUNDS
+        return Skip.NONE
+
+    @staticmethod
+    def release(worker: WorkerModel, left: int) -> None:
+        worker.left = left
+        worker.active = False
+        worker.peer.free_cus += worker.cus
+
+    @staticmethod
+    def has_ended(deal: DealModel, now: int) -> bool:
+        return now >= deal.end
+
+    # ------------------------------------------------------------------ rules
+
+    @precondition(lambda self: len(self.deals) < MAX_DEALS)
+    @rule(
+        target_workers=st.integers(min_value=1, max_value=3),
+        cu_per_worker=st.integers(min_value=1, max_value=3),
+        max_per_provider=st.integers(min_value=1, max_value=2),
+        duration=st.sampled_from([0, 2, 4, 8]),
+        cap=st.sampled_from([90, 150, 250]),
+        extra=st.integers(min_value=0, max_value=2_000),
+    )
+    def create_deal(self, target_workers, cu_per_worker, max_per_provider, duration, cap, extra):
+        epochs = min(MIN_DEPOSITED_EPOCHS, duration) if duration else MIN_DEPOSITED_EPOCHS
+        deposit = cap * cu_per_worker * target_workers * epochs + extra
+        now = self.now()
+
+        deal_id = self.env.build.deal(
+            maxPricePerCuPerEpoch=cap,
+            cuPerWorker=cu_per_worker,
+            minWorkers=1,
+            targetWorkers=target_workers,
+            maxWorkersPerProvider=max_per_provider,
+            durationEpochs=duration,
+            deposit=deposit,
+        )
+
+        end = now + duration if duration else UINT64_MAX
+        self.deals[deal_id] = DealModel(
+            deal_id, cap, cu_per_worker, target_workers, max_per_provider, end, now, deposit
+        )
+        assert self.dm.getDeal(deal_id).endEpoch == end
+
+    @precondition(lambda self: self.deals)
+    @rule(data=st.data(), amount=st.integers(min_value=1, max_value=3_000))
+    def deposit(self, data, amount):
+        deal = self.deals[data.draw(st.sampled_from(sorted(self.deals)))]
+        now = self.now()
+
+        if self.has_ended(deal, now):
+            with ape.reverts(self.dm.DealEnded):
+                self.dm.deposit(deal.deal_id, amount, sender=self.env.developer)
+            return
+        receipt = self.dm.deposit(deal.deal_id, amount, sender=self.env.developer)
+
+        self.apply_settle(deal, now, receipt)
+        deal.balance += amount
+
+    @precondition(lambda self: self.deals)
+    @rule(data=st.data(), peer_indexes=st.lists(st.integers(min_value=0, max_value=len(PEER_LAYOUT)), max_size=4))
+    def match(self, data, peer_indexes):
+        deal = self.deals[data.draw(st.sampled_from(sorted(self.deals)))]
+        peer_ids = [self.peers[i].peer_id if i < len(self.peers) else UNKNOWN_PEER_ID for i in peer_indexes]
+        now = self.now()
+        if deal.stopped or self.has_ended(deal, now):
+            with ape.reverts(self.dm.DealEnded):
+                self.dm.matchDeal(deal.deal_id, peer_ids, sender=self.env.developer)
+            return
+
+        settlement = self.preview_settle(deal, now)
+        balance = deal.balance - (settlement[3] if settlement else 0)
+        predicted = self.predict_candidates(deal, balance, peer_indexes)
+
+        if Skip.NONE not in predicted:
+            with ape.reverts(self.dm.DealNoWorkerPlaced):
+                self.dm.matchDeal(deal.deal_id, peer_ids, sender=self.env.developer)
+            return
+        receipt = self.dm.matchDeal(deal.deal_id, peer_ids, sender=self.env.developer)
+
+        self.apply_settle(deal, now, receipt)
+        skipped = [(log.peerId, log.reason) for log in events(receipt, self.dm.CandidateSkipped)]
+        expected_skips = [(peer_ids[i], r) for i, r in enumerate(predicted) if r != Skip.NONE]
+        assert skipped == expected_skips
+        joined = events(receipt, self.dm.WorkerJoined)
+        placed_indexes = [index for index, r in zip(peer_indexes, predicted, strict=True) if r == Skip.NONE]
+        assert [log.peerId for log in joined] == [self.peers[i].peer_id for i in placed_indexes]
+        for log, index in zip(joined, placed_indexes, strict=True):
+            peer = self.peers[index]
+            assert (log.pricePerCuPerEpoch, log.cus, log.joinedEpoch) == (peer.price, deal.cu_per_worker, now)
+            worker = WorkerModel(
+                log.workerId, deal.deal_id, peer, peer.provider, peer.price, deal.cu_per_worker, now, claimed_until=now
+            )
+            deal.workers.append(worker)
+            self.workers[log.workerId] = worker
+            peer.free_cus -= deal.cu_per_worker
+            deal.rate += worker.rate
+
+    @precondition(lambda self: any(worker.active for worker in self.workers.values()))
+    @rule(data=st.data())
+    def exit_worker(self, data):
+        active = sorted(worker_id for worker_id, worker in self.workers.items() if worker.active)
+        worker = self.workers[data.draw(st.sampled_from(active))]
+        deal = self.deals[worker.deal_id]
+        now = self.now()
+
+        receipt = self.dm.exitWorker(worker.worker_id, sender=worker.provider)
+
+        self.apply_settle(deal, now, receipt)
+        if now < deal.end:
+            deal.rate -= worker.rate
+        self.release(worker, min(now, deal.end))
+        [log] = events(receipt, self.dm.WorkerLeft)
+        assert (log.workerId, log.leftEpoch) == (worker.worker_id, worker.left)
+
+    @rule(epochs=st.integers(min_value=1, max_value=3))
+    def advance(self, epochs):
+        self.env.clock.advance(epochs)
+
+    @precondition(lambda self: self.workers)
+    @rule(data=st.data(), back=st.integers(min_value=1, max_value=PROOF_WINDOW_EPOCHS))
+    def prove(self, data, back):
+        worker = self.workers[data.draw(st.sampled_from(sorted(self.workers)))]
+        deal = self.deals[worker.deal_id]
+        now = self.now()
+        epoch = now - back
+        if not worker.joined <= epoch < min(worker.left, deal.end):
+            return
+
+        if (worker.worker_id, epoch) in self.proofs:
+            with ape.reverts(self.dm.DealProofAlreadySubmitted):
+                self.dm.submitEpochProof(worker.worker_id, epoch, b"\x02" * 32, 1, 1, sender=worker.peer.signer)
+            return
+        self.dm.submitEpochProof(worker.worker_id, epoch, b"\x02" * 32, 1, 1, sender=worker.peer.signer)
+
+        self.proofs.add((worker.worker_id, epoch))
+
+    @precondition(lambda self: self.workers)
+    @rule(data=st.data())
+    def claim(self, data):
+        worker = self.workers[data.draw(st.sampled_from(sorted(self.workers)))]
+        deal = self.deals[worker.deal_id]
+        now = self.now()
+        settled = max(deal.settled, min(now, deal.end))
+        max_to = min(worker.left, deal.end, settled, max(now - PROOF_WINDOW_EPOCHS, 0))
+        assert self.dm.maxClaimEpoch(worker.worker_id) == max_to
+        if max_to <= worker.claimed_until:
+            with ape.reverts(self.dm.DealClaimRangeInvalid):
+                self.dm.claim(worker.worker_id, worker.claimed_until + 1, sender=worker.provider)
+            return
+        to_epoch = data.draw(st.integers(min_value=worker.claimed_until + 1, max_value=max_to))
+
+        receipt = self.dm.claim(worker.worker_id, to_epoch, sender=worker.provider)
+
+        self.apply_settle(deal, now, receipt)
+        epochs = range(worker.claimed_until, to_epoch)
+        paid_epochs = [e for e in epochs if e in deal.funded and (worker.worker_id, e) in self.proofs]
+        returned_epochs = [e for e in epochs if e in deal.funded and (worker.worker_id, e) not in self.proofs]
+        [log] = events(receipt, self.dm.WorkerClaimed)
+        assert (log.fromEpoch, log.toEpoch, log.provenEpochs) == (worker.claimed_until, to_epoch, len(paid_epochs))
+        assert log.paid == len(paid_epochs) * worker.rate
+        assert log.returned == len(returned_epochs) * worker.rate
+        for epoch in paid_epochs:
+            # Invariant 2: paid only with an accepted proof, and only once.
+            assert (worker.worker_id, epoch) not in self.paid
+            self.paid.add((worker.worker_id, epoch))
+        deal.pending -= log.paid + log.returned
+        deal.balance += log.returned
+        self.earnings[worker.provider] += log.paid
+        worker.claimed_until = to_epoch
+
+    @precondition(lambda self: self.deals)
+    @rule(data=st.data(), above_limit=st.booleans())
+    def withdraw(self, data, above_limit):
+        deal = self.deals[data.draw(st.sampled_from(sorted(self.deals)))]
+        now = self.now()
+        settlement = self.preview_settle(deal, now)
+        balance = deal.balance - (settlement[3] if settlement else 0)
+        settled = settlement[1] if settlement else deal.settled
+        available = max(balance - self.reserve(deal, now, settled), 0)
+        assert self.dm.withdrawable(deal.deal_id) == available
+        amount = available + 1 if above_limit or available == 0 else data.draw(st.integers(1, available))
+
+        if amount > available:
+            with ape.reverts(self.dm.DealWithdrawBelowReserve):
+                self.dm.withdraw(deal.deal_id, amount, sender=self.env.developer)
+            return
+        receipt = self.dm.withdraw(deal.deal_id, amount, sender=self.env.developer)
+
+        self.apply_settle(deal, now, receipt)
+        deal.balance -= amount
+        # Invariant 4: a running deal keeps its reserve after a withdrawal.
+        if not self.has_ended(deal, now):
+            assert deal.balance >= self.reserve(deal, now, deal.settled)
+
+    @rule(provider_index=st.integers(min_value=0, max_value=2))
+    def withdraw_earnings(self, provider_index):
+        provider = self.env.providers[provider_index]
+        owed = self.earnings[provider.address]
+
+        if owed == 0:
+            with ape.reverts(self.dm.DealNothingToWithdraw):
+                self.dm.withdrawEarnings(self.env.usdc, sender=provider)
+            return
+        wallet = self.env.usdc.balanceOf(provider)
+        self.dm.withdrawEarnings(self.env.usdc, sender=provider)
+
+        assert self.env.usdc.balanceOf(provider) == wallet + owed
+        self.earnings[provider.address] = 0
+
+    @precondition(lambda self: self.deals)
+    @rule(data=st.data())
+    def stop(self, data):
+        deal = self.deals[data.draw(st.sampled_from(sorted(self.deals)))]
+        now = self.now()
+
+        if deal.stopped or self.has_ended(deal, now):
+            with ape.reverts(self.dm.DealEnded):
+                self.dm.stopDeal(deal.deal_id, sender=self.env.developer)
+            return
+        receipt = self.dm.stopDeal(deal.deal_id, sender=self.env.developer)
+
+        self.apply_settle(deal, now, receipt)
+        deal.end = min(deal.end, now + 1)
+        deal.stopped = True
+        released = deal.active_workers()
+        for worker in released:
+            self.release(worker, deal.end)
+        left = sorted((log.workerId, log.leftEpoch) for log in events(receipt, self.dm.WorkerLeft))
+        assert left == sorted((worker.worker_id, deal.end) for worker in released)
+
+    # ------------------------------------------------------------- invariants
+
+    @invariant()
+    def tokens_are_conserved(self):
+        held = self.env.usdc.balanceOf(self.dm)
+        stored = [self.dm.getDeal(deal_id) for deal_id in self.deals]
+        earnings = sum(self.dm.earnings(provider, self.env.usdc) for provider in self.env.providers)
+        assert held == sum(deal.balance + deal.pending for deal in stored) + earnings
+        assert earnings == sum(self.earnings.values())
+
+    @invariant()
+    def deals_match_model(self):
+        for deal in self.deals.values():
+            assert deal.balance >= 0
+            assert deal.pending >= 0
+            stored = self.dm.getDeal(deal.deal_id)
+            assert (stored.balance, stored.pending, stored.settledEpoch) == (deal.balance, deal.pending, deal.settled)
+            assert (stored.ratePerEpoch, stored.endEpoch, stored.stopped) == (deal.rate, deal.end, deal.stopped)
+            assert stored.activeWorkers == len(deal.active_workers())
+
+    @invariant()
+    def peer_cus_add_up(self):
+        for peer in self.peers:
+            stored = self.env.market.getPeer(peer.peer_id)
+            active_cus = sum(w.cus for w in self.workers.values() if w.active and w.peer is peer)
+            assert stored.freeCus + active_cus == stored.totalCus
+            assert stored.freeCus == peer.free_cus
+
+
+def test_deal_state_machine(chain, clock, build, deal_manager, market, usdc, developer, providers, signers):
+    DealMachine.environment = Environment(
+        chain, clock, build, deal_manager, market, usdc, developer, providers, signers
+    )
+    run_state_machine_as_test(
+        DealMachine,
+        settings=settings(
+            max_examples=20,
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
