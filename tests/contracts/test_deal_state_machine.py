@@ -82,10 +82,21 @@ class DealModel:
         return [worker for worker in self.workers if worker.active]
 
 
+def _web3_contract(web3, contract):
+    abi = [entry.model_dump(by_alias=True, mode="json") for entry in contract.contract_type.abi]
+    return web3.eth.contract(address=contract.address, abi=abi, decode_tuples=True)
+
+
 class Environment:
     """Contracts, accounts and peers shared by every example of one test run."""
 
     def __init__(self, chain, clock, build, deal_manager, market, usdc, developer, providers, signers):
+        # The invariants read through web3 batch requests: one HTTP round trip
+        # per step instead of one per view keeps the examples fast.
+        self.web3 = chain.provider.web3
+        self.web3_deal_manager = _web3_contract(self.web3, deal_manager)
+        self.web3_market = _web3_contract(self.web3, market)
+        self.web3_usdc = _web3_contract(self.web3, usdc)
         self.chain = chain
         self.clock = clock
         self.build = build
@@ -431,28 +442,49 @@ class DealMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------- invariants
 
-    @invariant()
-    def tokens_are_conserved(self):
-        held = self.env.usdc.balanceOf(self.dm)
-        stored = [self.dm.getDeal(deal_id) for deal_id in self.deals]
-        earnings = sum(self.dm.earnings(provider, self.env.usdc) for provider in self.env.providers)
-        assert held == sum(deal.balance + deal.pending for deal in stored) + earnings
-        assert earnings == sum(self.earnings.values())
+    def read_chain(self):
+        """Return (token balance, stored deals, on-chain earnings, stored peers) in one batch request."""
+        env = self.env
+        deal_ids = sorted(self.deals)
+        with env.web3.batch_requests() as batch:
+            batch.add(env.web3_usdc.functions.balanceOf(self.dm.address))
+            for deal_id in deal_ids:
+                batch.add(env.web3_deal_manager.functions.getDeal(deal_id))
+            for provider in env.providers:
+                batch.add(env.web3_deal_manager.functions.earnings(provider.address, env.usdc.address))
+            for peer in self.peers:
+                batch.add(env.web3_market.functions.getPeer(peer.peer_id))
+            results = batch.execute()
+        held = results[0]
+        deals = dict(zip(deal_ids, results[1 : 1 + len(deal_ids)], strict=True))
+        earnings_start = 1 + len(deal_ids)
+        earnings = results[earnings_start : earnings_start + len(env.providers)]
+        peers = results[earnings_start + len(env.providers) :]
+        return held, deals, earnings, peers
 
     @invariant()
-    def deals_match_model(self):
-        for deal in self.deals.values():
+    def chain_matches_model(self):
+        held, deals, earnings, peers = self.read_chain()
+
+        # Invariant 1: every token the DealManager holds belongs to a deal or an earning.
+        assert held == sum(deal.balance + deal.pending for deal in deals.values()) + sum(earnings)
+        assert sum(earnings) == sum(self.earnings.values())
+
+        # Invariant 4: balances and pending amounts follow the model, so they never go negative.
+        for deal_id, stored in deals.items():
+            deal = self.deals[deal_id]
             assert deal.balance >= 0
             assert deal.pending >= 0
-            stored = self.dm.getDeal(deal.deal_id)
-            assert (stored.balance, stored.pending, stored.settledEpoch) == (deal.balance, deal.pending, deal.settled)
+            assert (stored.balance, stored.pending, stored.settledEpoch) == (
+                deal.balance,
+                deal.pending,
+                deal.settled,
+            )
             assert (stored.ratePerEpoch, stored.endEpoch, stored.stopped) == (deal.rate, deal.end, deal.stopped)
             assert stored.activeWorkers == len(deal.active_workers())
 
-    @invariant()
-    def peer_cus_add_up(self):
-        for peer in self.peers:
-            stored = self.env.market.getPeer(peer.peer_id)
+        # Invariant 5: a peer's free CUs plus its active workers' CUs are its total.
+        for peer, stored in zip(self.peers, peers, strict=True):
             active_cus = sum(w.cus for w in self.workers.values() if w.active and w.peer is peer)
             assert stored.freeCus + active_cus == stored.totalCus
             assert stored.freeCus == peer.free_cus

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -39,6 +40,11 @@ def _parse_ports(text: str) -> tuple[int, int]:
 def demo(anvil_port: int, gateway_port: int, node_ports: str, epoch_duration: int, work_dir: Path, summary_json: Path | None) -> None:
     """Start anvil, deploy, run two providers, a matcher and a gateway, call functions, prove and claim."""
     console = Console()
+    # The demo prints its own progress; per-transaction INFO lines of this
+    # process would drown it (the services' logs are in the work dir).
+    if logging.getLogger().level > logging.DEBUG:
+        for name in ("cloudless.chain", "cloudless.runtime"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     settings = DemoSettings(
         work_dir=work_dir,
         anvil_port=anvil_port,
