@@ -21,7 +21,7 @@ from contract_helpers import (
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _cached_test_account_keys():
+def _cached_anvil_account_keys():
     """Derive each test account key once per session.
 
     On every revert, ape 0.8.51 looks up each address of the call trace among

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from cloudless.chain import ChainClient, DeploySettings, Deployment, deploy_all
-from cloudless.chain.keys import test_account_key
+from cloudless.chain.keys import anvil_account_key
 from cloudless.chain.session import Session, connect
 
 
@@ -23,7 +23,7 @@ class LocalChain:
     deployment: Deployment
 
     def session(self, account_index: int) -> Session:
-        return connect(self.rpc_url, test_account_key(account_index), deployment=self.deployment)
+        return connect(self.rpc_url, anvil_account_key(account_index), deployment=self.deployment)
 
     def rpc(self, method: str, *params: object) -> object:
         response = httpx.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
@@ -62,7 +62,7 @@ def local_chain(settings: DeploySettings | None = None, *, block_time: int | Non
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"anvil did not start on port {port}")
                 time.sleep(0.1)
-        client = ChainClient.connect(rpc_url, private_key=test_account_key(0))
+        client = ChainClient.connect(rpc_url, private_key=anvil_account_key(0))
         deployment = deploy_all(client, settings or DeploySettings(epoch_duration=60), rpc_url=rpc_url)
         yield LocalChain(rpc_url=rpc_url, deployment=deployment)
     finally:

@@ -27,7 +27,7 @@ from eth_utils import keccak
 from local_chain import LocalChain, free_port, local_chain
 
 from cloudless.chain import DeploySettings
-from cloudless.chain.keys import test_account_key as account_key
+from cloudless.chain.keys import anvil_account_key as account_key
 from cloudless.chain.types import DealParams
 from cloudless.cid import cid_to_bytes
 from cloudless.gateway import Gateway, GatewayConfig

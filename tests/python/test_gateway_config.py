@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudless.chain.keys import test_account_key as account_key
+from cloudless.chain.keys import anvil_account_key as account_key
 from cloudless.exceptions import ConfigError
 from cloudless.gateway.config import DEFAULT_CALLER_ACCOUNT_INDEX, GatewayConfig
 

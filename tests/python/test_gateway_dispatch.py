@@ -12,7 +12,7 @@ import httpx
 import pytest
 from eth_account import Account
 
-from cloudless.chain.keys import test_account_key as account_key
+from cloudless.chain.keys import anvil_account_key as account_key
 from cloudless.chain.types import OPEN_ENDED_EPOCH, AccessMode, BillingMode, Deal, DealStatus, Worker
 from cloudless.cid import cid_to_bytes, compute_cid
 from cloudless.exceptions import CallRejectedError, ReceiptVerificationError

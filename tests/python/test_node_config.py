@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cloudless.chain.keys import test_account_key as account_key
+from cloudless.chain.keys import anvil_account_key as account_key
 from cloudless.exceptions import ConfigError
 from cloudless.node.config import load_node_config
 

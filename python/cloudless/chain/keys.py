@@ -12,7 +12,7 @@ from eth_account import Account
 
 from cloudless.exceptions import ConfigError
 
-__all__ = ["TEST_MNEMONIC", "private_key_from_env_or_index", "test_account_key"]
+__all__ = ["TEST_MNEMONIC", "private_key_from_env_or_index", "anvil_account_key"]
 
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
 
@@ -20,7 +20,7 @@ Account.enable_unaudited_hdwallet_features()
 
 
 @lru_cache(maxsize=64)
-def test_account_key(index: int) -> str:
+def anvil_account_key(index: int) -> str:
     """Return the 0x-hex private key of local test account `index` (m/44'/60'/0'/0/index)."""
     if not 0 <= index < 1000:
         raise ConfigError(f"invalid test account index {index}: use 0..999")
@@ -35,4 +35,4 @@ def private_key_from_env_or_index(index: int | None, env_var: str = "CLOUDLESS_P
         return key
     if index is None:
         raise ConfigError(f"no signing key: set {env_var} or pass --account-index for a local test account")
-    return test_account_key(index)
+    return anvil_account_key(index)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from cloudless.chain.keys import test_account_key
+from cloudless.chain.keys import anvil_account_key
 from cloudless.chain.session import Session, connect
 from cloudless.exceptions import CloudlessError
 
@@ -59,7 +59,7 @@ def open_session(rpc_url: str, account_index: int | None) -> Session:
     """Connect and pick the signing key: $CLOUDLESS_PRIVATE_KEY, else the test account."""
     key = os.environ.get("CLOUDLESS_PRIVATE_KEY")
     if not key and account_index is not None:
-        key = test_account_key(account_index)
+        key = anvil_account_key(account_index)
     return connect(rpc_url, key)
 
 

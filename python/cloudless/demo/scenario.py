@@ -23,7 +23,7 @@ from eth_account import Account
 
 from cloudless.chain import ChainClient, DeploySettings, deploy_all, deployment_path
 from cloudless.chain.artifacts import project_root
-from cloudless.chain.keys import test_account_key
+from cloudless.chain.keys import anvil_account_key
 from cloudless.chain.session import Session, connect
 from cloudless.chain.types import DealParams, DealStatus
 from cloudless.cid import compute_cid, cid_to_bytes
@@ -124,7 +124,7 @@ def _start_chain(context: DemoContext) -> Session:
 
     context.processes.wait_until(anvil, rpc_ready, f"JSON-RPC at {context.rpc_url}", timeout=30)
 
-    deployer = ChainClient.connect(context.rpc_url, private_key=test_account_key(DEPLOYER))
+    deployer = ChainClient.connect(context.rpc_url, private_key=anvil_account_key(DEPLOYER))
     deploy_settings = DeploySettings(
         epoch_duration=settings.epoch_duration,
         proof_window_epochs=settings.proof_window_epochs,
@@ -134,12 +134,12 @@ def _start_chain(context: DemoContext) -> Session:
     deployment.save(deployment_path(deployment.chain_id))
     context.progress(f"deployed contracts to chain {deployment.chain_id}, epochs of {settings.epoch_duration} s")
 
-    session = connect(context.rpc_url, test_account_key(DEPLOYER), deployment=deployment)
+    session = connect(context.rpc_url, anvil_account_key(DEPLOYER), deployment=deployment)
     for plan in PROVIDERS:
-        address = Account.from_key(test_account_key(plan.account)).address
+        address = Account.from_key(anvil_account_key(plan.account)).address
         stake = len(plan.peer_accounts) * plan.peer_cus * deployment.collateral_per_cu
         session.fund(address, flt=stake)
-    session.fund(Account.from_key(test_account_key(DEVELOPER)).address, usdc=session.usdc.parse("100"))
+    session.fund(Account.from_key(anvil_account_key(DEVELOPER)).address, usdc=session.usdc.parse("100"))
     return session
 
 
@@ -178,12 +178,12 @@ def _start_nodes(context: DemoContext) -> None:
         config = {
             "rpc_url": context.rpc_url,
             "name": plan.name,
-            "provider_key": test_account_key(plan.account),
+            "provider_key": anvil_account_key(plan.account),
             "listen": {"host": "127.0.0.1", "port": port},
             "data_dir": str(node_dir / "data"),
             "package_sources": [context.gateway_url],
             "offer": {"price_usdc": plan.price_usdc, "region": plan.region, "tier": 3, "sla_bps": 9990},
-            "peers": [{"signer_key": test_account_key(index), "cus": plan.peer_cus} for index in plan.peer_accounts],
+            "peers": [{"signer_key": anvil_account_key(index), "cus": plan.peer_cus} for index in plan.peer_accounts],
             "poll_interval_seconds": 1.0,
         }
         config_path = node_dir / "node.yaml"
@@ -254,7 +254,7 @@ def _run(context: DemoContext) -> DemoSummary:
     _start_nodes(context)
 
     # The developer creates the deal from Python through the binding layer.
-    developer = admin.with_key(test_account_key(DEVELOPER))
+    developer = admin.with_key(anvil_account_key(DEVELOPER))
     app_cid = compute_cid(packages["penguins"])
     deposit = developer.usdc.parse(settings.deposit_usdc)
     params = DealParams(
@@ -282,7 +282,7 @@ def _run(context: DemoContext) -> DemoSummary:
     placements = []
     for worker_id in developer.deals.deal_worker_ids(deal_id):
         worker = developer.deals.get_worker(worker_id)
-        provider_name = next(plan.name for plan in PROVIDERS if Account.from_key(test_account_key(plan.account)).address == worker.provider)
+        provider_name = next(plan.name for plan in PROVIDERS if Account.from_key(anvil_account_key(plan.account)).address == worker.provider)
         placements.append(
             PlacementRecord(
                 worker_id=worker_id,

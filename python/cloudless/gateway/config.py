@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from eth_utils import is_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from cloudless.chain.keys import test_account_key
+from cloudless.chain.keys import anvil_account_key
 from cloudless.exceptions import ConfigError
 from cloudless.node.config import format_validation_error
 
@@ -89,4 +89,4 @@ class GatewayConfig(BaseModel):
             if len(digits) != 64:
                 raise ConfigError(f"${self.caller_key_env} is not a 32-byte hex private key ({len(digits)} hex digits)")
             return "0x" + digits
-        return test_account_key(self.caller_account_index)
+        return anvil_account_key(self.caller_account_index)

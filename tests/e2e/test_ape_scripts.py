@@ -1,0 +1,114 @@
+"""The Ape scripts against an anvil that the user started, as the README shows."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from local_chain import free_port
+
+from cloudless.chain import load_deployment
+from cloudless.chain.keys import anvil_account_key
+from cloudless.chain.session import connect
+from cloudless.chain.types import DealStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+PROVIDER = 1
+DEVELOPER = 5
+SIGNERS = (10, 11)
+
+
+@pytest.fixture(scope="module")
+def anvil_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [shutil.which("anvil") or "anvil", "--host", "127.0.0.1", "--port", str(port), "--accounts", "20", "--silent"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=1)
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, "anvil did not start"
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def project_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root whose deployments/ folder is private to this test (CLOUDLESS_ROOT)."""
+    root = tmp_path_factory.mktemp("root")
+    (root / ".build").symlink_to(ROOT / ".build")
+    return root
+
+
+def ape_run(anvil_url: str, project_root: Path, *args: str) -> str:
+    env = {**os.environ, "APE_FOUNDRY_HOST": anvil_url, "CLOUDLESS_ROOT": str(project_root)}
+    env.pop("CLOUDLESS_PRIVATE_KEY", None)
+    completed = subprocess.run(["ape", "run", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert completed.returncode == 0, f"ape run {' '.join(args)} failed:\n{completed.stdout}\n{completed.stderr}"
+    return completed.stdout
+
+
+def address(index: int) -> str:
+    from eth_account import Account
+
+    return Account.from_key(anvil_account_key(index)).address
+
+
+def test_ape_scripts_deploy_fund_register_create(anvil_url: str, project_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    output = ape_run(anvil_url, project_copy, "deploy", "--epoch-duration", "30", "--proof-window", "1")
+    assert "deployed to chain 31337" in output
+    monkeypatch.setenv("CLOUDLESS_ROOT", str(project_copy))
+    deployment = load_deployment(31337)
+    assert deployment.epoch.duration == 30
+    assert deployment.epoch.proof_window_epochs == 1
+
+    ape_run(anvil_url, project_copy, "fund", "--to", address(PROVIDER), "--flt", "40", "--usdc", "0")
+    ape_run(anvil_url, project_copy, "fund", "--to", address(DEVELOPER), "--usdc", "25")
+    session = connect(anvil_url, deployment=deployment)
+    assert session.flt.balance_of(address(PROVIDER)) == 40 * 10**18
+    assert session.usdc.balance_of(address(DEVELOPER)) == 25 * 10**6
+
+    peers = [f"--peer={address(index)}:2" for index in SIGNERS]
+    output = ape_run(anvil_url, project_copy, "register_provider", "--account-index", str(PROVIDER), "--price", "0.25", *peers)
+    offer_id = int(re.search(r"offer (\d+)", output).group(1))  # type: ignore[union-attr]
+    offer = session.market.get_offer(offer_id)
+    assert offer.provider == address(PROVIDER)
+    assert offer.terms.price_per_cu_per_epoch == 250_000
+    assert [session.market.get_peer(peer_id).signer for peer_id in offer.peer_ids] == [address(index) for index in SIGNERS]
+
+    cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+    output = ape_run(
+        anvil_url, project_copy, "create_deal",
+        "--account-index", str(DEVELOPER), "--app-cid", cid, "--workers", "2", "--max-price", "0.5", "--deposit", "20",
+    )
+    deal_id = int(re.search(r"deal (\d+) created", output).group(1))  # type: ignore[union-attr]
+    deal = session.deals.get_deal(deal_id)
+    assert deal.owner == address(DEVELOPER)
+    assert deal.target_workers == 2
+    assert deal.balance == 20 * 10**6
+    assert session.deals.deal_status(deal_id) == DealStatus.NOT_ENOUGH_WORKERS
+
+
+def test_ape_script_rejects_bad_peer(anvil_url: str, project_copy: Path) -> None:
+    env = {**os.environ, "APE_FOUNDRY_HOST": anvil_url, "CLOUDLESS_ROOT": str(project_copy)}
+    completed = subprocess.run(
+        ["ape", "run", "register_provider", "--price", "0.25", "--peer", "not-an-address"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert completed.returncode != 0
+    assert "SIGNER_ADDRESS:CUS" in completed.stdout + completed.stderr
