@@ -103,8 +103,12 @@ def deal_status(rpc_url: str, deal_id: int) -> None:
         f"  workers {info.active_workers}/{info.target_workers} (min {info.min_workers})  cap "
         f"{usdc.format(info.max_price_per_cu_per_epoch)} USDC/CU/epoch  epochs {info.start_epoch}..{end}"
     )
+    # The views settle to the current epoch; what settlement would move out
+    # of the stored balance is pending too.
+    balance_now = deals.deal_balance(deal_id)
+    pending_now = info.pending + info.balance - balance_now
     console.print(
-        f"  balance {usdc.format(deals.deal_balance(deal_id))} USDC  pending {usdc.format(info.pending)}  "
+        f"  balance {usdc.format(balance_now)} USDC  pending {usdc.format(pending_now)}  "
         f"withdrawable {usdc.format(deals.withdrawable(deal_id))}"
     )
 
