@@ -19,7 +19,7 @@ logger = logging.getLogger("cloudless.chain")
 
 @dataclass(frozen=True)
 class MatchResult:
-    """What one `matchDeal` transaction did."""
+    """Outcome of one `matchDeal` transaction: new workers and skipped peers."""
 
     deal_id: int
     worker_ids: tuple[int, ...]
@@ -28,7 +28,7 @@ class MatchResult:
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """What one `claim` transaction settled for a worker."""
+    """Outcome of one `claim` transaction for a worker."""
 
     worker_id: int
     from_epoch: int

@@ -61,7 +61,11 @@ def create_deal(
         raise click.UsageError(f"--min-workers {min_workers} exceeds --workers {workers}: use --min-workers {workers} or raise --workers")
 
     session = open_session(rpc_url, account_index)
-    access_mode = AccessMode.ALLOW_LIST if allow else AccessMode.DENY_LIST if deny else AccessMode.NONE
+    access_mode = AccessMode.NONE
+    if allow:
+        access_mode = AccessMode.ALLOW_LIST
+    elif deny:
+        access_mode = AccessMode.DENY_LIST
     params = DealParams(
         app_cid=cid_to_bytes(app_cid),
         payment_token=session.usdc.address,

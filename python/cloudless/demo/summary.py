@@ -1,4 +1,4 @@
-"""What the demo did, as data (for --summary-json and tests) and as rich tables."""
+"""The demo's summary: data for --summary-json and tests, and its rich tables."""
 
 from __future__ import annotations
 

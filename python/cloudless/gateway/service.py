@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-from types import FrameType
 from typing import Any
 
 import httpx
@@ -20,6 +17,7 @@ from cloudless.gateway.models import GatewayHealth
 from cloudless.gateway.packages import PackageStore
 from cloudless.node.http_server import ServerThread
 from cloudless.receipts.eip712 import Domain
+from cloudless.signals import run_until_signal
 
 __all__ = ["Gateway", "run_gateway"]
 
@@ -102,19 +100,4 @@ def run_gateway(config: GatewayConfig | None = None, **options: Any) -> None:
     elif options:
         raise TypeError(f"run_gateway takes a GatewayConfig or keyword options, not both (got {sorted(options)})")
     gateway = Gateway(config)
-    stop_requested = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        logger.info("received %s, shutting down", signal.Signals(signum).name)
-        stop_requested.set()
-
-    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        gateway.start()
-        # A timed wait lets the signal handler run promptly in the main thread.
-        while not stop_requested.wait(0.5):
-            pass
-    finally:
-        gateway.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    run_until_signal(gateway.start, gateway.stop, logger)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from pathlib import Path
-from types import FrameType
 
 from eth_account import Account
 
@@ -25,6 +23,7 @@ from cloudless.node.workers import WorkerTracker
 from cloudless.receipts.eip712 import Domain
 from cloudless.receipts.store import ReceiptStore
 from cloudless.runtime.engine import WasmRuntime
+from cloudless.signals import run_until_signal
 
 __all__ = ["ProviderNode", "run_node"]
 
@@ -173,19 +172,4 @@ def run_node(config_path: str | Path) -> None:
     """Run a provider node from a YAML config until SIGTERM or SIGINT. This is the entry point of `cloudless provider up`."""
     config = load_node_config(config_path)
     node = ProviderNode(config)
-    stop_requested = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        logger.info("received %s, shutting down", signal.Signals(signum).name)
-        stop_requested.set()
-
-    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        node.start()
-        # A timed wait lets the signal handler run promptly in the main thread.
-        while not stop_requested.wait(0.5):
-            pass
-    finally:
-        node.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    run_until_signal(node.start, node.stop, logger)
