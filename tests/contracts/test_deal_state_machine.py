@@ -15,11 +15,19 @@ the invariants check that:
 """
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
-import ape
+from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from contract_helpers import MIN_DEPOSITED_EPOCHS, PROOF_WINDOW_EPOCHS, UINT64_MAX, Skip, events
 
@@ -31,6 +39,15 @@ PEER_LAYOUT = (
     (0, 4, 150),
     (1, 5, 80),
     (2, 3, 200),
+)
+
+DEAL_TERMS = st.tuples(
+    st.integers(min_value=1, max_value=3),  # target workers
+    st.integers(min_value=1, max_value=3),  # CUs per worker
+    st.integers(min_value=1, max_value=2),  # max workers per provider
+    st.sampled_from([0, 2, 4, 8]),  # duration in epochs, 0 = open-ended
+    st.sampled_from([90, 150, 250]),  # price cap
+    st.integers(min_value=0, max_value=2_000),  # deposit above the reserve
 )
 
 
@@ -82,21 +99,59 @@ class DealModel:
         return [worker for worker in self.workers if worker.active]
 
 
-def _web3_contract(web3, contract):
-    abi = [entry.model_dump(by_alias=True, mode="json") for entry in contract.contract_type.abi]
-    return web3.eth.contract(address=contract.address, abi=abi, decode_tuples=True)
+class BatchReader:
+    """Reads many contract views in one JSON-RPC batch request.
+
+    The invariants run after every step, so one HTTP round trip per step
+    instead of one per view keeps the state machine fast.
+    """
+
+    def __init__(self, web3):
+        self.web3 = web3
+        self.pending = []
+
+    def add(self, contract, method_name, *arguments) -> None:
+        [abi] = [method for method in contract.contract_type.view_methods if method.name == method_name]
+        input_types = [item.canonical_type for item in abi.inputs]
+        selector = keccak(text=abi.selector)[:4]
+        calldata = selector + self.web3.codec.encode(input_types, arguments)
+        request = {"to": contract.address, "data": "0x" + calldata.hex()}
+        self.pending.append((request, abi.outputs[0]))
+
+    def assert_reverts(self, handler, arguments, sender, error) -> None:
+        """Check with eth_call that the transaction would revert with the custom `error`.
+
+        A reverted transaction changes no contract state, so a call shows the
+        same outcome as sending it, without ape's trace work on every revert.
+        """
+        calldata = bytes(handler.encode_input(*arguments))
+        request = {"from": sender.address, "to": handler.contract.address, "data": "0x" + calldata.hex()}
+        response = self.web3.provider.make_request("eth_call", [request, "latest"])
+        assert "error" in response, f"expected {error.abi.name}, but the call succeeded"
+        revert_data = response["error"].get("data") or ""
+        expected = "0x" + keccak(text=error.abi.selector)[:4].hex()
+        assert revert_data[:10] == expected, f"expected {error.abi.name}, got revert data {revert_data}"
+
+    def execute(self) -> list:
+        """Send the queued calls and return their decoded outputs in order; structs become namespaces."""
+        requests = [("eth_call", [request, "latest"]) for request, _ in self.pending]
+        responses = self.web3.provider.make_batch_request(requests)
+        results = []
+        for (_, output), response in zip(self.pending, responses, strict=True):
+            raw = bytes.fromhex(response["result"][2:])
+            [value] = self.web3.codec.decode([output.canonical_type], raw)
+            if output.components:
+                value = SimpleNamespace(**dict(zip([c.name for c in output.components], value, strict=True)))
+            results.append(value)
+        self.pending = []
+        return results
 
 
 class Environment:
     """Contracts, accounts and peers shared by every example of one test run."""
 
     def __init__(self, chain, clock, build, deal_manager, market, usdc, developer, providers, signers):
-        # The invariants read through web3 batch requests: one HTTP round trip
-        # per step instead of one per view keeps the examples fast.
-        self.web3 = chain.provider.web3
-        self.web3_deal_manager = _web3_contract(self.web3, deal_manager)
-        self.web3_market = _web3_contract(self.web3, market)
-        self.web3_usdc = _web3_contract(self.web3, usdc)
+        self.reader = BatchReader(chain.provider.web3)
         self.chain = chain
         self.clock = clock
         self.build = build
@@ -130,6 +185,9 @@ class DealMachine(RuleBasedStateMachine):
         self.proofs = set()
         self.paid = set()
         self.earnings = {provider.address: 0 for provider in self.env.providers}
+        # Only the advance rule moves chain time across an epoch boundary, so
+        # the model tracks the epoch and preconditions need no RPC call.
+        self.epoch = self.env.clock.epoch()
 
     def teardown(self):
         self.env.chain.restore(self.snapshot)
@@ -137,7 +195,29 @@ class DealMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ model
 
     def now(self) -> int:
-        return self.env.clock.epoch()
+        return self.epoch
+
+    def provable(self) -> list:
+        """Return the (worker, epoch) pairs that accept a proof now and have none yet."""
+        pairs = []
+        for worker in self.workers.values():
+            deal = self.deals[worker.deal_id]
+            first = max(worker.joined, self.epoch - PROOF_WINDOW_EPOCHS)
+            for epoch in range(first, min(worker.left, deal.end, self.epoch)):
+                if (worker.worker_id, epoch) not in self.proofs:
+                    pairs.append((worker.worker_id, epoch))
+        return pairs
+
+    def max_claim_epoch(self, worker: WorkerModel) -> int:
+        deal = self.deals[worker.deal_id]
+        settled = max(deal.settled, min(self.epoch, deal.end))
+        return min(worker.left, deal.end, settled, max(self.epoch - PROOF_WINDOW_EPOCHS, 0))
+
+    def claimable(self) -> list:
+        return sorted(w.worker_id for w in self.workers.values() if self.max_claim_epoch(w) > w.claimed_until)
+
+    def running_deals(self) -> list:
+        return sorted(deal.deal_id for deal in self.deals.values() if not deal.stopped)
 
     def preview_settle(self, deal: DealModel, now: int):
         """Return (from, to, funded, charged) that settling at `now` emits, or None."""
@@ -217,22 +297,28 @@ class DealMachine(RuleBasedStateMachine):
         worker.active = False
         worker.peer.free_cus += worker.cus
 
+    def expect_revert(self, method_name, arguments, error_name, sender=None) -> None:
+        handler = getattr(self.dm, method_name)
+        error = getattr(self.dm, error_name)
+        self.env.reader.assert_reverts(handler, arguments, sender or self.env.developer, error)
+
     @staticmethod
     def has_ended(deal: DealModel, now: int) -> bool:
         return now >= deal.end
 
     # ------------------------------------------------------------------ rules
 
+    @initialize(terms=DEAL_TERMS, peer_order=st.permutations(range(len(PEER_LAYOUT))))
+    def start_with_matched_deal(self, terms, peer_order):
+        # Hypothesis enables a random subset of rules per example, so every
+        # example starts with a deal that has workers whenever its terms allow.
+        self.create_deal(terms)
+        self.match_peers(max(self.deals), list(peer_order))
+
     @precondition(lambda self: len(self.deals) < MAX_DEALS)
-    @rule(
-        target_workers=st.integers(min_value=1, max_value=3),
-        cu_per_worker=st.integers(min_value=1, max_value=3),
-        max_per_provider=st.integers(min_value=1, max_value=2),
-        duration=st.sampled_from([0, 2, 4, 8]),
-        cap=st.sampled_from([90, 150, 250]),
-        extra=st.integers(min_value=0, max_value=2_000),
-    )
-    def create_deal(self, target_workers, cu_per_worker, max_per_provider, duration, cap, extra):
+    @rule(terms=DEAL_TERMS)
+    def create_deal(self, terms):
+        target_workers, cu_per_worker, max_per_provider, duration, cap, extra = terms
         epochs = min(MIN_DEPOSITED_EPOCHS, duration) if duration else MIN_DEPOSITED_EPOCHS
         deposit = cap * cu_per_worker * target_workers * epochs + extra
         now = self.now()
@@ -260,23 +346,25 @@ class DealMachine(RuleBasedStateMachine):
         now = self.now()
 
         if self.has_ended(deal, now):
-            with ape.reverts(self.dm.DealEnded):
-                self.dm.deposit(deal.deal_id, amount, sender=self.env.developer)
+            self.expect_revert("deposit", [deal.deal_id, amount], "DealEnded")
             return
         receipt = self.dm.deposit(deal.deal_id, amount, sender=self.env.developer)
 
         self.apply_settle(deal, now, receipt)
         deal.balance += amount
 
-    @precondition(lambda self: self.deals)
+    @precondition(lambda self: self.running_deals())
     @rule(data=st.data(), peer_indexes=st.lists(st.integers(min_value=0, max_value=len(PEER_LAYOUT)), max_size=4))
     def match(self, data, peer_indexes):
-        deal = self.deals[data.draw(st.sampled_from(sorted(self.deals)))]
+        self.match_peers(data.draw(st.sampled_from(self.running_deals())), peer_indexes)
+
+    def match_peers(self, deal_id, peer_indexes):
+        """Match the deal on the peers at `peer_indexes`; an index past the layout is an unknown peer id."""
+        deal = self.deals[deal_id]
         peer_ids = [self.peers[i].peer_id if i < len(self.peers) else UNKNOWN_PEER_ID for i in peer_indexes]
         now = self.now()
         if deal.stopped or self.has_ended(deal, now):
-            with ape.reverts(self.dm.DealEnded):
-                self.dm.matchDeal(deal.deal_id, peer_ids, sender=self.env.developer)
+            self.expect_revert("matchDeal", [deal.deal_id, peer_ids], "DealEnded")
             return
 
         settlement = self.preview_settle(deal, now)
@@ -284,8 +372,7 @@ class DealMachine(RuleBasedStateMachine):
         predicted = self.predict_candidates(deal, balance, peer_indexes)
 
         if Skip.NONE not in predicted:
-            with ape.reverts(self.dm.DealNoWorkerPlaced):
-                self.dm.matchDeal(deal.deal_id, peer_ids, sender=self.env.developer)
+            self.expect_revert("matchDeal", [deal.deal_id, peer_ids], "DealNoWorkerPlaced")
             return
         receipt = self.dm.matchDeal(deal.deal_id, peer_ids, sender=self.env.developer)
 
@@ -324,40 +411,53 @@ class DealMachine(RuleBasedStateMachine):
         [log] = events(receipt, self.dm.WorkerLeft)
         assert (log.workerId, log.leftEpoch) == (worker.worker_id, worker.left)
 
-    @rule(epochs=st.integers(min_value=1, max_value=3))
-    def advance(self, epochs):
-        self.env.clock.advance(epochs)
+    @precondition(lambda self: self.deals)
+    @rule(data=st.data(), epochs=st.integers(min_value=1, max_value=3))
+    def advance(self, data, epochs):
+        self.epoch = self.env.clock.advance(epochs)
 
-    @precondition(lambda self: self.workers)
-    @rule(data=st.data(), back=st.integers(min_value=1, max_value=PROOF_WINDOW_EPOCHS))
-    def prove(self, data, back):
-        worker = self.workers[data.draw(st.sampled_from(sorted(self.workers)))]
-        deal = self.deals[worker.deal_id]
-        now = self.now()
-        epoch = now - back
-        if not worker.joined <= epoch < min(worker.left, deal.end):
-            return
+        assert self.dm.currentEpoch() == self.epoch
+        # Hypothesis enables a random subset of rules per example. Proving and
+        # claiming here as well, as nodes do when time passes, lets examples
+        # without the prove or claim rule still pay providers.
+        pairs = self.provable()
+        if pairs:
+            for worker_id, epoch in data.draw(st.lists(st.sampled_from(pairs), unique=True, max_size=3)):
+                signer = self.workers[worker_id].peer.signer
+                self.dm.submitEpochProof(worker_id, epoch, b"\x04" * 32, 1, 1, sender=signer)
+                self.proofs.add((worker_id, epoch))
+        # Providers claim some of the epochs whose proof window closed.
+        claimable = self.claimable()
+        if claimable:
+            for worker_id in data.draw(st.lists(st.sampled_from(claimable), unique=True, max_size=2)):
+                worker = self.workers[worker_id]
+                self.claim_worker(worker, self.max_claim_epoch(worker))
 
-        if (worker.worker_id, epoch) in self.proofs:
-            with ape.reverts(self.dm.DealProofAlreadySubmitted):
-                self.dm.submitEpochProof(worker.worker_id, epoch, b"\x02" * 32, 1, 1, sender=worker.peer.signer)
-            return
-        self.dm.submitEpochProof(worker.worker_id, epoch, b"\x02" * 32, 1, 1, sender=worker.peer.signer)
+    @precondition(lambda self: self.provable())
+    @rule(data=st.data(), submit_twice=st.sampled_from([False, False, False, True]))
+    def prove(self, data, submit_twice):
+        worker_id, epoch = data.draw(st.sampled_from(self.provable()))
+        signer = self.workers[worker_id].peer.signer
 
-        self.proofs.add((worker.worker_id, epoch))
+        self.dm.submitEpochProof(worker_id, epoch, b"\x02" * 32, 1, 1, sender=signer)
 
-    @precondition(lambda self: self.workers)
+        self.proofs.add((worker_id, epoch))
+        if submit_twice:
+            self.expect_revert("submitEpochProof", [worker_id, epoch, b"\x03" * 32, 2, 2], "DealProofAlreadySubmitted", sender=signer)
+
+    @precondition(lambda self: self.claimable())
     @rule(data=st.data())
     def claim(self, data):
-        worker = self.workers[data.draw(st.sampled_from(sorted(self.workers)))]
+        worker = self.workers[data.draw(st.sampled_from(self.claimable()))]
+        max_to = self.max_claim_epoch(worker)
+        assert self.dm.maxClaimEpoch(worker.worker_id) == max_to
+        to_epoch = data.draw(st.integers(min_value=worker.claimed_until + 1, max_value=max_to))
+        self.claim_worker(worker, to_epoch)
+
+    def claim_worker(self, worker: WorkerModel, to_epoch: int) -> None:
+        """Claim `[claimed_until, to_epoch)` and check the payout against the model's proofs and funded epochs."""
         deal = self.deals[worker.deal_id]
         now = self.now()
-        settled = max(deal.settled, min(now, deal.end))
-        max_to = min(worker.left, deal.end, settled, max(now - PROOF_WINDOW_EPOCHS, 0))
-        assert self.dm.maxClaimEpoch(worker.worker_id) == max_to
-        if max_to <= worker.claimed_until:
-            return
-        to_epoch = data.draw(st.integers(min_value=worker.claimed_until + 1, max_value=max_to))
 
         receipt = self.dm.claim(worker.worker_id, to_epoch, sender=worker.provider)
 
@@ -388,11 +488,12 @@ class DealMachine(RuleBasedStateMachine):
         settled = settlement[1] if settlement else deal.settled
         available = max(balance - self.reserve(deal, now, settled), 0)
         assert self.dm.withdrawable(deal.deal_id) == available
-        amount = available + 1 if above_limit or available == 0 else data.draw(st.integers(1, available))
+        if available == 0 and not above_limit:
+            return
+        amount = available + 1 if above_limit else data.draw(st.integers(1, available))
 
         if amount > available:
-            with ape.reverts(self.dm.DealWithdrawBelowReserve):
-                self.dm.withdraw(deal.deal_id, amount, sender=self.env.developer)
+            self.expect_revert("withdraw", [deal.deal_id, amount], "DealWithdrawBelowReserve")
             return
         receipt = self.dm.withdraw(deal.deal_id, amount, sender=self.env.developer)
 
@@ -416,15 +517,14 @@ class DealMachine(RuleBasedStateMachine):
         assert self.env.usdc.balanceOf(provider) == wallet + owed
         self.earnings[address] = 0
 
-    @precondition(lambda self: self.deals)
+    @precondition(lambda self: self.running_deals())
     @rule(data=st.data())
     def stop(self, data):
-        deal = self.deals[data.draw(st.sampled_from(sorted(self.deals)))]
+        deal = self.deals[data.draw(st.sampled_from(self.running_deals()))]
         now = self.now()
 
         if deal.stopped or self.has_ended(deal, now):
-            with ape.reverts(self.dm.DealEnded):
-                self.dm.stopDeal(deal.deal_id, sender=self.env.developer)
+            self.expect_revert("stopDeal", [deal.deal_id], "DealEnded")
             return
         receipt = self.dm.stopDeal(deal.deal_id, sender=self.env.developer)
 
@@ -443,15 +543,14 @@ class DealMachine(RuleBasedStateMachine):
         """Return (token balance, stored deals, on-chain earnings, stored peers) in one batch request."""
         env = self.env
         deal_ids = sorted(self.deals)
-        with env.web3.batch_requests() as batch:
-            batch.add(env.web3_usdc.functions.balanceOf(self.dm.address))
-            for deal_id in deal_ids:
-                batch.add(env.web3_deal_manager.functions.getDeal(deal_id))
-            for provider in env.providers:
-                batch.add(env.web3_deal_manager.functions.earnings(provider.address, env.usdc.address))
-            for peer in self.peers:
-                batch.add(env.web3_market.functions.getPeer(peer.peer_id))
-            results = batch.execute()
+        env.reader.add(env.usdc, "balanceOf", self.dm.address)
+        for deal_id in deal_ids:
+            env.reader.add(self.dm, "getDeal", deal_id)
+        for provider in env.providers:
+            env.reader.add(self.dm, "earnings", provider.address, env.usdc.address)
+        for peer in self.peers:
+            env.reader.add(env.market, "getPeer", peer.peer_id)
+        results = env.reader.execute()
         held = results[0]
         deals = dict(zip(deal_ids, results[1 : 1 + len(deal_ids)], strict=True))
         earnings_start = 1 + len(deal_ids)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 from pathlib import Path
 
 import click
@@ -39,6 +41,11 @@ def _parse_ports(text: str) -> tuple[int, int]:
 @handle_errors
 def demo(anvil_port: int, gateway_port: int, node_ports: str, epoch_duration: int, work_dir: Path, summary_json: Path | None) -> None:
     """Start anvil, deploy, run two providers, a matcher and a gateway, call functions, prove and claim."""
+    # SIGTERM and SIGINT end the run through the normal clean-up, so every
+    # child process is stopped. SIGINT is set explicitly because a shell
+    # starts background jobs with it ignored.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     console = Console()
     # The demo prints its own progress; per-transaction INFO lines of this
     # process would drown it (the services' logs are in the work dir).

@@ -174,6 +174,8 @@ def _start_nodes(context: DemoContext) -> None:
     settings = context.settings
     for plan, port in zip(PROVIDERS, settings.node_ports):
         node_dir = settings.work_dir / f"node-{plan.name}"
+        # Every demo run starts a new chain, so receipts of an earlier run are void.
+        shutil.rmtree(node_dir / "data", ignore_errors=True)
         node_dir.mkdir(parents=True, exist_ok=True)
         config = {
             "rpc_url": context.rpc_url,

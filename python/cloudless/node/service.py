@@ -11,6 +11,7 @@ from eth_account import Account
 from cloudless.chain.deployment import Deployment
 from cloudless.chain.session import Session, connect
 from cloudless.node.api import create_node_app
+from cloudless.node.chain_identity import check_chain_identity
 from cloudless.node.calls import CallService, ReplayGuard
 from cloudless.node.config import NodeConfig, load_node_config
 from cloudless.node.http_server import ServerThread
@@ -74,6 +75,7 @@ class ProviderNode:
 
         domain = Domain(chain_id=session.deployment.chain_id, verifying_contract=session.deals.address)
         data_dir = config.data_dir
+        check_chain_identity(data_dir, session)
         self.store = self._store = ReceiptStore(data_dir / "receipts", domain)
         replay = ReplayGuard.from_store(self._store)
         logger.info("loaded %d stored receipts from %s", len(replay), data_dir / "receipts")
