@@ -83,7 +83,9 @@ export PATH="$ROOT/node_modules/.bin:$ROOT/.venv/bin:$PATH"
 SOL_HASH="$(find contracts -name '*.sol' -not -path '*/.cache/*' | sort | xargs cat | cat - ape-config.yaml | sha256sum | cut -d' ' -f1)"
 if ! stamp_ok contracts "$SOL_HASH" || [[ ! -f .build/__local__.json ]]; then
   step "Compiling contracts"
-  ape compile >/dev/null
+  # --force: ape does not notice changes in imported libraries, only in the
+  # files that changed themselves.
+  ape compile --force >/dev/null
   echo "$SOL_HASH" > "$STAMPS/contracts"
 fi
 

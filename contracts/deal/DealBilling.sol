@@ -52,7 +52,7 @@ library DealBilling {
             uint64 first = max64(span.start, fromEpoch);
             uint64 end = min64(span.end, toEpoch);
             for (uint64 epoch = first; epoch < end; epoch++) {
-                if (proofs[epoch].submittedAt != 0 || epoch % 2 == 0) {
+                if (proofs[epoch].submittedAt != 0) {
                     proven++;
                 } else {
                     unproven++;

@@ -21,7 +21,7 @@ contract DealManager is IDealManager, DealMatching, DealViews, ExecutionReceipts
     using SafeERC20 for IERC20;
 
     /// @param market_ Market that holds the offers and peers
-    /// @param genesis_ unix seconds at which epoch 0 starts; 0 means the deployment block's timestamp
+    /// @param genesis_ unix seconds at which epoch 0 starts, or 0 for the deployment block's timestamp
     /// @param epochDuration_ seconds per epoch, at least 1
     /// @param proofWindowEpochs_ epochs after an epoch ends during which its proof is accepted, at least 1
     /// @param minDepositedEpochs_ epochs at the price cap that a running deal keeps, at least 1
@@ -273,8 +273,8 @@ contract DealManager is IDealManager, DealMatching, DealViews, ExecutionReceipts
         _validateAccessList(params.accessMode, params.providers.length);
         if (!isPaymentToken[params.paymentToken]) revert DealTokenNotAccepted(params.paymentToken);
         if (params.billingMode != BillingMode.SUBSCRIPTION) {
-            // NOTE: usage billing needs metered usage proofs, which the proof
-            // format does not commit to yet, so only subscriptions are accepted.
+            // NOTE: usage billing needs metered usage proofs that a claim can
+            // verify. Epoch proofs only report usage, so only subscriptions are accepted.
             revert DealBillingModeNotSupported(params.billingMode);
         }
     }

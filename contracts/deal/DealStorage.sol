@@ -5,9 +5,9 @@ import {IDealManager} from "../interfaces/IDealManager.sol";
 import {DealBilling} from "./DealBilling.sol";
 
 /// @title State of the DealManager, epoch clock and lazy settlement.
-/// @notice Holds every deal, worker, proof and earning. {_settle} brings a deal's
-/// books up to the current epoch; the `_*Now` views compute the same result
-/// without writing.
+/// @notice Contains every deal, worker, proof and earning. {_settle} brings a
+/// deal's books up to the current epoch, and {_settledNow} computes the same
+/// result without writing.
 abstract contract DealStorage is IDealManager {
     /// @notice Maximum `targetWorkers` of a deal. It bounds the gas of
     /// {stopDeal}, which releases every active worker in one call.
@@ -54,7 +54,7 @@ abstract contract DealStorage is IDealManager {
     mapping(uint256 dealId => mapping(uint16 region => bool)) internal _allowedRegion;
 
     /// @param market_ Market that holds the offers and peers
-    /// @param genesis_ unix seconds at which epoch 0 starts; 0 means the deployment block's timestamp
+    /// @param genesis_ unix seconds at which epoch 0 starts, or 0 for the deployment block's timestamp
     /// @param epochDuration_ seconds per epoch, at least 1
     /// @param proofWindowEpochs_ epochs after an epoch ends during which its proof is accepted, at least 1
     /// @param minDepositedEpochs_ epochs at the price cap that a running deal keeps, at least 1

@@ -172,9 +172,9 @@ interface IMarket {
     // ----------------------------------------------------------------- admin
 
     /// @notice Sets the FLT wei of stake required per offered CU.
-    /// @dev Only the owner. A raise applies at once: providers whose stake no
+    /// @dev Only the owner. A raise applies at once. Providers whose stake no
     /// longer covers their CUs get no new workers until they stake more, and
-    /// cannot add CUs or unstake. Emits {CollateralPerCuSet}.
+    /// they cannot add CUs or unstake. Emits {CollateralPerCuSet}.
     function setCollateralPerCu(uint256 collateralPerCu) external;
 
     // ----------------------------------------------------------------- views

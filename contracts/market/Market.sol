@@ -10,7 +10,7 @@ import {IMarket} from "../interfaces/IMarket.sol";
 import {ProviderEndpoints} from "./ProviderEndpoints.sol";
 
 /// @title Cloudless compute market: providers, FLT stake, offers and peers.
-/// @notice See {IMarket}. A peer signer is unique over all live peers; removing
+/// @notice See {IMarket}. A peer signer is unique over all live peers. Removing
 /// a peer frees its signer for a new peer.
 contract Market is IMarket, ProviderEndpoints, Ownable, ReentrancyGuard {
     using SafeERC20 for IERC20;
@@ -258,7 +258,7 @@ contract Market is IMarket, ProviderEndpoints, Ownable, ReentrancyGuard {
     }
 
     /// @inheritdoc IMarket
-    /// @dev Reverts with {MarketPeerNotFound} for an unknown id; returns removed peers.
+    /// @dev Reverts with {MarketPeerNotFound} for an unknown id. Removed peers are returned with `removed` set.
     function getPeer(uint256 peerId) external view returns (Peer memory) {
         return _existingPeer(peerId);
     }

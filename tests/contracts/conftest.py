@@ -25,8 +25,9 @@ def _cached_anvil_account_keys():
     """Derive each test account key once per session.
 
     On every revert, ape 0.8.51 looks up each address of the call trace among
-    the test accounts and derives all ten keys from the mnemonic again, which
-    costs about 0.5 s per expected revert. The keys never change in a session.
+    the test accounts and derives all ten keys from the mnemonic again. A
+    cProfile run of this suite measured about 0.5 s per expected revert for
+    that. The keys never change in a session.
     """
     derive = TestAccountContainer.get_test_account
     derived = {}

@@ -1,12 +1,12 @@
 """Constants, enum values and helpers shared by the contract tests."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 EPOCH_SECONDS = 600
 """Epoch length of the test DealManager.
 
-Ten minutes keep a test's transactions inside the epoch it moved to: anvil
-advances block timestamps with the wall clock after a time jump.
+Anvil advances block timestamps with the wall clock after a time jump, so
+ten-minute epochs keep a test's transactions inside the epoch it moved to.
 """
 PROOF_WINDOW_EPOCHS = 2
 MIN_DEPOSITED_EPOCHS = 2
@@ -85,11 +85,11 @@ class Clock:
     epoch_seconds: int = EPOCH_SECONDS
 
     def epoch(self) -> int:
-        """Return the epoch of the next block, which is the one a transaction sees."""
+        """Return the epoch of the next block, which is the epoch that the next transaction reads."""
         return (self.chain.pending_timestamp - self.genesis) // self.epoch_seconds
 
     def goto_epoch(self, epoch: int) -> None:
-        """Mine a block one second into `epoch`; the epoch must not be in the past."""
+        """Mine a block one second into `epoch`, which must not be in the past."""
         target = self.genesis + epoch * self.epoch_seconds + 1
         latest = self.chain.blocks.head.timestamp
         assert target > latest, f"cannot move back to epoch {epoch}: head timestamp {latest} >= {target}"
@@ -122,7 +122,6 @@ class Builder:
     developer: object
     signers: list
     next_signer: int = 0
-    extra_signers: list = field(default_factory=list)
 
     def offer(self, provider, cus=(8,), price=PRICE, token=None, region=REGION, tier=3, sla=9_990, signers=None):
         """Create an offer with one peer per entry of `cus` and return (offer id, peer ids)."""

@@ -103,7 +103,7 @@ def test_claims_pay_proven_funded_epochs(chain, build, deal_manager, usdc, provi
         spans = [(span.start, span.end) for span in deal_manager.fundedSpans(deal_id)]
         assert spans == ([(joined, joined + funded)] if funded else [])
 
-        # A claim covers offsets 0..epochs-1 from the join; the first `funded` are funded.
+        # A claim covers offsets 0..epochs-1 from the join, and the first `funded` of them are funded.
         funded_in_claim = min(funded, epochs)
         paid_total = 0
         for index, log in enumerate(claims):

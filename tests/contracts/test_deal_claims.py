@@ -48,7 +48,7 @@ def test_submit_proof_stores_and_emits(deal_manager, matched, signers, clock):
     assert (log.workerId, log.epoch, log.receiptsRoot, log.calls, log.usage) == (worker_id, joined, ROOT, 3, 1_000)
 
 
-def test_get_epoch_proof_of_unproven_epoch_is_empty(deal_manager, matched):
+def test_epoch_proof_empty_when_unproven(deal_manager, matched):
     _, worker_id, joined = matched
 
     assert deal_manager.getEpochProof(worker_id, joined).submittedAt == 0
@@ -133,7 +133,7 @@ def test_submit_proof_rejects_second_proof(deal_manager, matched, signers, clock
         _prove(deal_manager, worker_id, joined, signers[0], calls=9)
 
 
-def test_submit_proof_after_exit_covers_worker_epochs_only(deal_manager, matched, provider, signers, clock):
+def test_submit_proof_after_exit_stops_at_leave(deal_manager, matched, provider, signers, clock):
     _, worker_id, joined = matched
     left = clock.advance(2)
     deal_manager.exitWorker(worker_id, sender=provider)
@@ -211,9 +211,9 @@ def test_claim_in_two_parts(deal_manager, usdc, matched, provider, signers, cloc
     assert deal_manager.earnings(provider, usdc) == 2 * WORKER_RATE
 
 
-def test_claim_moves_no_money_for_unfunded_epochs(build, deal_manager, usdc, provider, signers, clock):
+def test_claim_ignores_unfunded_epochs(build, deal_manager, usdc, provider, signers, clock):
     clock.advance(1)
-    # The reserve pays four epochs of the single worker; epochs 5 and 6 are unfunded.
+    # The reserve pays four epochs of the single worker, so epochs 5 and 6 are unfunded.
     deal_id, worker_id, _ = build.matched_deal(provider, deposit=RESERVE)
     joined = clock.epoch()
     clock.advance(6)
@@ -236,7 +236,11 @@ def test_claim_rejects_open_proof_window(deal_manager, matched, provider, clock)
     clock.advance(PROOF_WINDOW_EPOCHS + 1)
 
     with ape.reverts(
-        deal_manager.DealClaimRangeInvalid, workerId=worker_id, fromEpoch=joined, toEpoch=joined + 2, maxToEpoch=joined + 1
+        deal_manager.DealClaimRangeInvalid,
+        workerId=worker_id,
+        fromEpoch=joined,
+        toEpoch=joined + 2,
+        maxToEpoch=joined + 1,
     ):
         deal_manager.claim(worker_id, joined + 2, sender=provider)
 

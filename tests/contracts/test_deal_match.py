@@ -287,15 +287,15 @@ def test_match_deal_skips_insufficient_stake(build, deal_manager, market, admin,
 
 
 def test_match_deal_skips_insufficient_funds(build, deal_manager, providers, developer, clock):
-    # Cap 100, 1 CU per worker, 3 target workers: the reserve is 600.
+    # With cap 100, 1 CU per worker and 3 target workers, the reserve is 100 x 3 x 2 epochs = 600.
     _, [first] = build.offer(providers[0], cus=(4,), price=100)
     _, [expensive] = build.offer(providers[1], cus=(4,), price=100)
     _, [cheap] = build.offer(providers[2], cus=(4,), price=1)
     deal_id = build.deal(maxPricePerCuPerEpoch=100, cuPerWorker=1, targetWorkers=3, deposit=600)
     build.match(deal_id, [first])
     clock.advance(5)
-    # Five epochs at 100 leave 100, and the top-up makes it 150: the rate of
-    # 100 plus 100 for the expensive peer does not fit, plus 1 for the cheap one does.
+    # Five epochs at 100 leave 100, and the top-up makes it 150. The rate of
+    # 100 plus 100 for the expensive peer does not fit, but plus 1 for the cheap peer does.
     deal_manager.deposit(deal_id, 50, sender=developer)
 
     receipt, worker_ids = build.match(deal_id, [expensive, cheap])
@@ -307,7 +307,7 @@ def test_match_deal_skips_insufficient_funds(build, deal_manager, providers, dev
 
 
 def test_match_deal_reports_first_failing_check(build, deal_manager, market, providers):
-    # Paused, wrong region and too expensive: OFFER_PAUSED comes first.
+    # The peer is paused, in the wrong region and too expensive. OFFER_PAUSED is checked first.
     offer_id, [peer_id] = build.offer(providers[1], price=2 * PRICE, region=840)
     market.setOfferPaused(offer_id, True, sender=providers[1])
     good = _good_peer(build, providers[0])

@@ -99,8 +99,8 @@ class DealModel:
         return [worker for worker in self.workers if worker.active]
 
 
-class BatchReader:
-    """Reads many contract views in one JSON-RPC batch request.
+class RawRpc:
+    """Batched view reads and revert checks over raw JSON-RPC.
 
     The invariants run after every step, so one HTTP round trip per step
     instead of one per view keeps the state machine fast.
@@ -133,7 +133,7 @@ class BatchReader:
         assert revert_data[:10] == expected, f"expected {error.abi.name}, got revert data {revert_data}"
 
     def execute(self) -> list:
-        """Send the queued calls and return their decoded outputs in order; structs become namespaces."""
+        """Send the queued calls and return their decoded outputs in order. Struct outputs become namespaces."""
         requests = [("eth_call", [request, "latest"]) for request, _ in self.pending]
         responses = self.web3.provider.make_batch_request(requests)
         results = []
@@ -151,7 +151,7 @@ class Environment:
     """Contracts, accounts and peers shared by every example of one test run."""
 
     def __init__(self, chain, clock, build, deal_manager, market, usdc, developer, providers, signers):
-        self.reader = BatchReader(chain.provider.web3)
+        self.reader = RawRpc(chain.provider.web3)
         self.chain = chain
         self.clock = clock
         self.build = build
@@ -193,9 +193,6 @@ class DealMachine(RuleBasedStateMachine):
         self.env.chain.restore(self.snapshot)
 
     # ------------------------------------------------------------------ model
-
-    def now(self) -> int:
-        return self.epoch
 
     def provable(self) -> list:
         """Return the (worker, epoch) pairs that accept a proof now and have none yet."""
@@ -321,7 +318,7 @@ class DealMachine(RuleBasedStateMachine):
         target_workers, cu_per_worker, max_per_provider, duration, cap, extra = terms
         epochs = min(MIN_DEPOSITED_EPOCHS, duration) if duration else MIN_DEPOSITED_EPOCHS
         deposit = cap * cu_per_worker * target_workers * epochs + extra
-        now = self.now()
+        now = self.epoch
 
         deal_id = self.env.build.deal(
             maxPricePerCuPerEpoch=cap,
@@ -343,7 +340,7 @@ class DealMachine(RuleBasedStateMachine):
     @rule(data=st.data(), amount=st.integers(min_value=1, max_value=3_000))
     def deposit(self, data, amount):
         deal = self.deals[data.draw(st.sampled_from(sorted(self.deals)))]
-        now = self.now()
+        now = self.epoch
 
         if self.has_ended(deal, now):
             self.expect_revert("deposit", [deal.deal_id, amount], "DealEnded")
@@ -359,10 +356,10 @@ class DealMachine(RuleBasedStateMachine):
         self.match_peers(data.draw(st.sampled_from(self.running_deals())), peer_indexes)
 
     def match_peers(self, deal_id, peer_indexes):
-        """Match the deal on the peers at `peer_indexes`; an index past the layout is an unknown peer id."""
+        """Match the deal on the peers at `peer_indexes`. An index past the layout becomes an unknown peer id."""
         deal = self.deals[deal_id]
         peer_ids = [self.peers[i].peer_id if i < len(self.peers) else UNKNOWN_PEER_ID for i in peer_indexes]
-        now = self.now()
+        now = self.epoch
         if deal.stopped or self.has_ended(deal, now):
             self.expect_revert("matchDeal", [deal.deal_id, peer_ids], "DealEnded")
             return
@@ -400,7 +397,7 @@ class DealMachine(RuleBasedStateMachine):
         active = sorted(worker_id for worker_id, worker in self.workers.items() if worker.active)
         worker = self.workers[data.draw(st.sampled_from(active))]
         deal = self.deals[worker.deal_id]
-        now = self.now()
+        now = self.epoch
 
         receipt = self.dm.exitWorker(worker.worker_id, sender=worker.provider)
 
@@ -443,7 +440,8 @@ class DealMachine(RuleBasedStateMachine):
 
         self.proofs.add((worker_id, epoch))
         if submit_twice:
-            self.expect_revert("submitEpochProof", [worker_id, epoch, b"\x03" * 32, 2, 2], "DealProofAlreadySubmitted", sender=signer)
+            arguments = [worker_id, epoch, b"\x03" * 32, 2, 2]
+            self.expect_revert("submitEpochProof", arguments, "DealProofAlreadySubmitted", sender=signer)
 
     @precondition(lambda self: self.claimable())
     @rule(data=st.data())
@@ -457,7 +455,7 @@ class DealMachine(RuleBasedStateMachine):
     def claim_worker(self, worker: WorkerModel, to_epoch: int) -> None:
         """Claim `[claimed_until, to_epoch)` and check the payout against the model's proofs and funded epochs."""
         deal = self.deals[worker.deal_id]
-        now = self.now()
+        now = self.epoch
 
         receipt = self.dm.claim(worker.worker_id, to_epoch, sender=worker.provider)
 
@@ -482,7 +480,7 @@ class DealMachine(RuleBasedStateMachine):
     @rule(data=st.data(), above_limit=st.sampled_from([False, False, False, True]))
     def withdraw(self, data, above_limit):
         deal = self.deals[data.draw(st.sampled_from(sorted(self.deals)))]
-        now = self.now()
+        now = self.epoch
         settlement = self.preview_settle(deal, now)
         balance = deal.balance - (settlement[3] if settlement else 0)
         settled = settlement[1] if settlement else deal.settled
@@ -521,7 +519,7 @@ class DealMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def stop(self, data):
         deal = self.deals[data.draw(st.sampled_from(self.running_deals()))]
-        now = self.now()
+        now = self.epoch
 
         if deal.stopped or self.has_ended(deal, now):
             self.expect_revert("stopDeal", [deal.deal_id], "DealEnded")
@@ -551,19 +549,19 @@ class DealMachine(RuleBasedStateMachine):
         for peer in self.peers:
             env.reader.add(env.market, "getPeer", peer.peer_id)
         results = env.reader.execute()
-        held = results[0]
+        token_balance = results[0]
         deals = dict(zip(deal_ids, results[1 : 1 + len(deal_ids)], strict=True))
         earnings_start = 1 + len(deal_ids)
         earnings = results[earnings_start : earnings_start + len(env.providers)]
         peers = results[earnings_start + len(env.providers) :]
-        return held, deals, earnings, peers
+        return token_balance, deals, earnings, peers
 
     @invariant()
     def chain_matches_model(self):
-        held, deals, earnings, peers = self.read_chain()
+        token_balance, deals, earnings, peers = self.read_chain()
 
-        # Invariant 1: every token the DealManager holds belongs to a deal or an earning.
-        assert held == sum(deal.balance + deal.pending for deal in deals.values()) + sum(earnings)
+        # Invariant 1: each token in the DealManager's balance belongs to a deal or to earnings.
+        assert token_balance == sum(deal.balance + deal.pending for deal in deals.values()) + sum(earnings)
         assert sum(earnings) == sum(self.earnings.values())
 
         # Invariant 4: balances and pending amounts follow the model, so they never go negative.

@@ -171,6 +171,29 @@ def test_withdraw_unstaked_rejects_nothing_unbonding(market, provider):
         market.withdrawUnstaked(sender=provider)
 
 
+def test_set_provider_endpoint_stores_url(market, provider):
+    receipt = market.setProviderEndpoint("http://127.0.0.1:8701", sender=provider)
+
+    assert market.providerEndpoint(provider) == "http://127.0.0.1:8701"
+    [log] = events(receipt, market.ProviderEndpointSet)
+    assert (log["provider"], log.endpoint) == (provider, "http://127.0.0.1:8701")
+
+
+def test_provider_endpoint_is_empty_until_set(market, provider):
+    assert market.providerEndpoint(provider) == ""
+
+
+@pytest.mark.parametrize("length", [0, 257])
+def test_set_provider_endpoint_rejects_invalid_length(market, provider, length):
+    with ape.reverts(market.MarketInvalidEndpoint, length=length, maxLength=256):
+        market.setProviderEndpoint("h" * length, sender=provider)
+
+
+def test_set_provider_endpoint_rejects_unregistered(market, newcomer):
+    with ape.reverts(market.MarketProviderNotRegistered, provider=newcomer.address):
+        market.setProviderEndpoint("http://127.0.0.1:8701", sender=newcomer)
+
+
 # ---------------------------------------------------------------------- offers
 
 
