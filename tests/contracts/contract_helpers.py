@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from cloudless.chain.types import DealStatus, SkipReason
+
 EPOCH_SECONDS = 600
 """Epoch length of the test DealManager.
 
@@ -39,33 +41,9 @@ DEAL_FIELDS = (
 )
 
 
-class Skip:
-    """Values of IDealManager.SkipReason."""
-
-    NONE = 0
-    NO_FREE_SLOT = 1
-    PEER_NOT_FOUND = 2
-    OFFER_PAUSED = 3
-    TOKEN_MISMATCH = 4
-    PRICE_ABOVE_CAP = 5
-    REGION_NOT_ALLOWED = 6
-    TIER_TOO_LOW = 7
-    SLA_TOO_LOW = 8
-    PROVIDER_NOT_ALLOWED = 9
-    NOT_ENOUGH_CUS = 10
-    PEER_ALREADY_IN_DEAL = 11
-    PROVIDER_LIMIT = 12
-    INSUFFICIENT_STAKE = 13
-    INSUFFICIENT_FUNDS = 14
-
-
-class Status:
-    """Values of IDealManager.DealStatus."""
-
-    ACTIVE = 0
-    NOT_ENOUGH_WORKERS = 1
-    INSUFFICIENT_FUNDS = 2
-    ENDED = 3
+# The Python mirrors of IDealManager.SkipReason and DealStatus (IntEnum, so they equal the raw values).
+Skip = SkipReason
+Status = DealStatus
 
 
 class Access:
