@@ -2,17 +2,30 @@
 # Builds every example function for wasm32-wasi and copies the modules to
 # functions/dist/<example>.wasm.
 #
-# Uses Debian's Rust toolchain and the crate sources under
-# /usr/share/cargo/registry, without network access (see .cargo/config.toml).
-# CLOUDLESS_CARGO and CLOUDLESS_RUSTC override the toolchain paths.
+# Uses rustup's toolchain where it has the wasm32-wasip1 target, otherwise
+# Debian's, and the crate sources under /usr/share/cargo/registry either way,
+# without network access (see .cargo/config.toml). CLOUDLESS_CARGO and
+# CLOUDLESS_RUSTC override the toolchain paths (and select the Debian target).
 set -euo pipefail
 
 readonly DEBIAN_PACKAGES="rustc cargo libstd-rust-dev-wasm32 librust-serde-json-dev librust-serde-derive-dev"
-readonly TARGET="wasm32-wasi"
 readonly REGISTRY="/usr/share/cargo/registry"
 
-cargo_bin="${CLOUDLESS_CARGO:-/usr/bin/cargo}"
-rustc_bin="${CLOUDLESS_RUSTC:-/usr/bin/rustc}"
+# rustup's toolchain when it has the wasm32-wasip1 target (wasip1 is the new
+# name of wasm32-wasi), otherwise Debian's.
+# NOTE: the rustup branch has not run on the project's machines, where rustup
+# cannot download targets; only the Debian branch is exercised by CI.
+if [[ -z "${CLOUDLESS_CARGO:-}" ]] && command -v rustup >/dev/null \
+    && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+    TARGET="wasm32-wasip1"
+    cargo_bin="$(rustup which cargo)"
+    rustc_bin="$(rustup which rustc)"
+else
+    TARGET="wasm32-wasi"
+    cargo_bin="${CLOUDLESS_CARGO:-/usr/bin/cargo}"
+    rustc_bin="${CLOUDLESS_RUSTC:-/usr/bin/rustc}"
+fi
+readonly TARGET
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 fail() {

@@ -22,21 +22,38 @@ inputs_hash() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
 stamp_ok() { [[ -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
 
 # --- Rust toolchain for wasm32-wasi ------------------------------------------
-# rustup's wasm32-wasip1 target is used where it can be installed; where
-# rustup cannot download (no access to its servers), Debian's rustc 1.63 with
-# its wasm32-wasi standard library and Debian's serde crates are used.
-debian_rust_ok() {
-  [[ -x /usr/bin/cargo && -x /usr/bin/rustc && -d /usr/lib/rustlib/wasm32-wasi \
-     && -d /usr/share/cargo/registry ]] \
-    && ls /usr/share/cargo/registry | grep -q '^serde_json-'
+# rustup's wasm32-wasip1 target is used where rustup can install it. Where it
+# cannot download (no access to its servers), Debian's rustc 1.63 with its
+# wasm32-wasi standard library is used. Either way the serde crates come from
+# Debian's crate sources, because crates.io may be out of reach.
+# functions/build.sh picks the same toolchain by the same test.
+rustup_wasm_ok() {
+  command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1
 }
-if ! debian_rust_ok; then
-  step "Installing Debian's Rust toolchain with the wasm32-wasi target"
-  command -v apt-get >/dev/null || fail "apt-get not found; install rustc, cargo, libstd-rust-dev-wasm32, librust-serde-json-dev and librust-serde-derive-dev by hand"
+debian_rust_ok() {
+  [[ -x /usr/bin/cargo && -x /usr/bin/rustc && -d /usr/lib/rustlib/wasm32-wasi ]]
+}
+serde_sources_ok() {
+  [[ -d /usr/share/cargo/registry ]] && ls /usr/share/cargo/registry | grep -q '^serde_json-' \
+    && ls /usr/share/cargo/registry | grep -q '^serde_derive-'
+}
+apt_install() {
+  command -v apt-get >/dev/null || fail "apt-get not found; install the Debian packages $* by hand"
+  step "Installing Debian packages: $*"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    rustc cargo libstd-rust-dev-wasm32 librust-serde-json-dev librust-serde-derive-dev >/dev/null
-  debian_rust_ok || fail "Debian's Rust packages installed, but /usr/lib/rustlib/wasm32-wasi or the serde crates are still missing"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+if ! rustup_wasm_ok && ! debian_rust_ok; then
+  if command -v rustup >/dev/null && rustup target add wasm32-wasip1 >/dev/null 2>&1; then
+    step "Installed rustup's wasm32-wasip1 target"
+  else
+    apt_install rustc cargo libstd-rust-dev-wasm32 librust-serde-json-dev librust-serde-derive-dev
+    debian_rust_ok || fail "Debian's Rust packages installed, but /usr/lib/rustlib/wasm32-wasi is still missing"
+  fi
+fi
+if ! serde_sources_ok; then
+  apt_install librust-serde-json-dev librust-serde-derive-dev
+  serde_sources_ok || fail "the serde crate sources are still missing from /usr/share/cargo/registry"
 fi
 
 # --- Python virtual environment -----------------------------------------------
