@@ -22,6 +22,13 @@ from cloudless.chain.keys import private_key_from_env_or_index
 def cli(epoch_duration, proof_window, min_deposited_epochs, collateral_per_cu, unbonding_period, deployer_index):
     """Deploy FLT, test USDC, Market and DealManager."""
     rpc_url = chain.provider.uri
+    if getattr(chain.provider, "process", None) is not None:
+        # Ape found no node at the configured host and started its own anvil,
+        # which stops when this script ends: the deployment would vanish.
+        raise click.ClickException(
+            f"no chain was listening at {rpc_url}, so Ape started a temporary anvil that stops with this script: "
+            "start anvil first (`anvil --block-time 1 --accounts 20`), or point APE_FOUNDRY_HOST at your node"
+        )
     client = ChainClient.connect(rpc_url, private_key=private_key_from_env_or_index(deployer_index))
     settings = DeploySettings(
         epoch_duration=epoch_duration,

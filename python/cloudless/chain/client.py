@@ -24,7 +24,7 @@ from cloudless.chain.artifacts import load_artifact
 from cloudless.chain.deployment import Deployment
 from cloudless.exceptions import ChainError, ConfigError, ContractRevertError, TransactionFailedError
 
-__all__ = ["ChainClient", "ERROR_HINTS", "connect_web3"]
+__all__ = ["ChainClient", "ERROR_HINTS", "check_deployed", "connect_web3"]
 
 logger = logging.getLogger("cloudless.chain")
 
@@ -35,8 +35,15 @@ _ERROR_SOURCES = ("Market", "DealManager", "FLT", "TestUSDC")
 ERROR_HINTS: dict[str, str] = {
     "DealNotPeerSigner": "submit the proof from the peer signer's key that the offer registered",
     "DealNoWorkerPlaced": "no candidate peer fits the deal; raise the price cap or relax its requirements",
-    "DealDepositBelowReserve": "deposit at least the reserve: cap x CUs per worker x target workers x reserve epochs",
-    "DealWithdrawBelowReserve": "withdraw at most the amount that `deal status` shows as withdrawable",
+    "DealDepositBelowReserve": "deposit at least the reserve: cap x CUs per worker x target workers x reserve epochs "
+    "(amounts in token base units: 1 USDC = 1000000)",
+    "DealWithdrawBelowReserve": "withdraw at most the amount that `deal status` shows as withdrawable "
+    "(amounts in token base units: 1 USDC = 1000000)",
+    "DealInvalidParams": "the named deal field is out of range; see `cloudless deal create --help` for the limits",
+    "DealZeroAmount": "pass an amount above 0",
+    "DealNotFound": "check the deal id with `cloudless deal status`",
+    "DealNotOwner": "only the deal's owner may do this; sign with the owner's key",
+    "DealEnded": "the deal has ended or was stopped; create a new deal",
     "DealTokenNotAccepted": "pay with the deployment's USDC token",
     "MarketInsufficientStake": "stake more FLT with `stake` before offering more CUs",
     "MarketProviderNotRegistered": "register the provider first",
@@ -48,10 +55,34 @@ ERROR_HINTS: dict[str, str] = {
 
 def connect_web3(rpc_url: str, *, timeout_seconds: float = 30.0) -> Web3:
     """Connect to an HTTP JSON-RPC endpoint, raising ChainError if it does not answer."""
+    if not rpc_url.startswith(("http://", "https://")):
+        raise ConfigError(f"invalid RPC URL {rpc_url!r}: use http://HOST:PORT, e.g. http://127.0.0.1:8545")
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_seconds}))
     if not w3.is_connected():
-        raise ChainError(f"no JSON-RPC node answers at {rpc_url}: start anvil (`anvil --block-time 1`) or pass --rpc-url")
+        raise ChainError(
+            f"no JSON-RPC node answers at {rpc_url}: start anvil (`anvil --block-time 1`) or fix the URL "
+            "(--rpc-url, $CLOUDLESS_RPC_URL, or rpc_url in a node config)"
+        )
     return w3
+
+
+def check_deployed(w3: Web3, deployment: Deployment, rpc_url: str) -> None:
+    """Raise ConfigError if the deployment's DealManager has no code on the connected chain."""
+    address = deployment.address("DealManager")
+    if not w3.eth.get_code(to_checksum_address(address)):
+        raise ConfigError(
+            f"no contract at {address} (the DealManager of deployments/{deployment.chain_id}.json) on {rpc_url}: "
+            "the chain was reset or never deployed to; run `ape run deploy` (or `cloudless deploy`) against it"
+        )
+
+
+def _load_key(private_key: str) -> LocalAccount:
+    try:
+        return Account.from_key(private_key)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(
+            f"invalid private key ({error}): set CLOUDLESS_PRIVATE_KEY to 64 hex digits, or unset it to use --account-index"
+        ) from error
 
 
 class ChainClient:
@@ -64,7 +95,7 @@ class ChainClient:
     def __init__(self, w3: Web3, deployment: Deployment | None = None, private_key: str | None = None) -> None:
         self.w3 = w3
         self.deployment = deployment
-        self.account: LocalAccount | None = Account.from_key(private_key) if private_key else None
+        self.account: LocalAccount | None = _load_key(private_key) if private_key else None
         self._send_lock = threading.Lock()
         self._contracts: dict[str, Contract] = {}
         self._errors = self._build_error_table()
@@ -78,6 +109,8 @@ class ChainClient:
                 f"the node at {rpc_url} serves chain {w3.eth.chain_id}, but the deployment is for chain "
                 f"{deployment.chain_id}: pass the matching --rpc-url or redeploy"
             )
+        if deployment is not None:
+            check_deployed(w3, deployment, rpc_url)
         return cls(w3, deployment, private_key)
 
     def with_key(self, private_key: str) -> ChainClient:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from functools import cached_property
 
-from cloudless.chain.client import ChainClient, connect_web3
+from cloudless.chain.client import ChainClient, check_deployed, connect_web3
 from cloudless.chain.deals import DealClient
 from cloudless.chain.deployment import Deployment, load_deployment
 from cloudless.chain.market import MarketClient
@@ -98,5 +98,6 @@ def connect(
     if deployment is None:
         w3 = connect_web3(rpc_url)
         deployment = load_deployment(w3.eth.chain_id)
+        check_deployed(w3, deployment, rpc_url)
         return Session(ChainClient(w3, deployment, private_key))
     return Session(ChainClient.connect(rpc_url, deployment, private_key))

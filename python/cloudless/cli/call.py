@@ -8,6 +8,8 @@ import sys
 import click
 import httpx
 
+from cloudless.cli.common import check_gateway_url
+
 __all__ = ["call"]
 
 DEFAULT_GATEWAY = "http://127.0.0.1:8080"
@@ -33,11 +35,13 @@ def call(
     """Call FUNCTION of deal DEAL_ID and print its JSON output."""
     if input_text is not None and input_file is not None:
         raise click.UsageError("pass either --input or --input-file, not both")
+    check_gateway_url(gateway)
     body = input_file.read() if input_file is not None else (input_text or "{}").encode()
     try:
         json.loads(body)
     except ValueError as error:
-        raise click.UsageError(f"the input is not valid JSON ({error}): e.g. --input '{{\"text\": \"hello\"}}'") from error
+        source = f"--input-file {input_file.name}" if input_file is not None else "--input"
+        raise click.UsageError(f"{source} is not valid JSON ({error}): e.g. --input '{{\"text\": \"hello\"}}'") from error
 
     url = f"{gateway.rstrip('/')}/deals/{deal_id}/functions/{function}"
     try:

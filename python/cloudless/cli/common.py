@@ -14,7 +14,7 @@ from cloudless.chain.keys import anvil_account_key
 from cloudless.chain.session import Session, connect
 from cloudless.exceptions import CloudlessError
 
-__all__ = ["DEFAULT_RPC_URL", "handle_errors", "open_session", "rpc_option", "key_options", "setup_logging"]
+__all__ = ["DEFAULT_RPC_URL", "check_gateway_url", "handle_errors", "open_session", "rpc_option", "key_options", "setup_logging"]
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 
@@ -75,3 +75,9 @@ def handle_errors(function: F) -> F:
             raise click.ClickException(str(error)) from error
 
     return wrapper  # type: ignore[return-value]
+
+
+def check_gateway_url(gateway: str) -> None:
+    """Raise UsageError unless `gateway` is an http(s) URL."""
+    if not gateway.startswith(("http://", "https://")):
+        raise click.UsageError(f"invalid gateway URL {gateway!r}: use http://HOST:PORT, e.g. http://127.0.0.1:8080")

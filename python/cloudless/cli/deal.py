@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from eth_utils import is_address
 from rich.console import Console
 from rich.table import Table
 
@@ -30,7 +31,7 @@ def deal() -> None:
 @click.option("--cu-per-worker", type=click.IntRange(1, 1024), default=1, show_default=True, help="Compute units per worker.")
 @click.option("--max-per-provider", type=click.IntRange(1, 1000), default=1, show_default=True, help="Workers one provider may host.")
 @click.option("--duration", type=click.IntRange(0), default=0, show_default=True, help="Epochs to run; 0 = until the money runs out or `deal stop`.")
-@click.option("--region", "regions", type=int, multiple=True, help="Allowed region code; repeat for several.  [default: any]")
+@click.option("--region", "regions", type=click.IntRange(0, 65535), multiple=True, help="Allowed region code; repeat for several.  [default: any]")
 @click.option("--min-tier", type=click.IntRange(0, 4), default=0, show_default=True, help="Lowest datacenter tier.")
 @click.option("--min-sla-bps", type=click.IntRange(0, 10000), default=0, show_default=True, help="Lowest SLA in basis points.")
 @click.option("--allow", "allow", multiple=True, help="Only these provider addresses; repeat for several.")
@@ -57,6 +58,9 @@ def create_deal(
     """Create a deal and escrow its deposit."""
     if allow and deny:
         raise click.UsageError("pass either --allow or --deny, not both: e.g. `cloudless deal create ... --allow 0xPROVIDER`")
+    for address in allow + deny:
+        if not is_address(address):
+            raise click.UsageError(f"invalid provider address {address!r}: use a 0x-prefixed 20-byte hex address")
     if min_workers is not None and min_workers > workers:
         raise click.UsageError(f"--min-workers {min_workers} exceeds --workers {workers}: use --min-workers {workers} or raise --workers")
 

@@ -22,6 +22,8 @@ def _parse_ports(text: str) -> tuple[int, int]:
     if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
         raise click.BadParameter(f"invalid ports {text!r}: give two ports, e.g. --node-ports 8701,8702")
     first, second = (int(part) for part in parts)
+    if first == second or not (0 < first < 65536 and 0 < second < 65536):
+        raise click.BadParameter(f"invalid ports {text!r}: give two different ports from 1 to 65535, e.g. --node-ports 8701,8702")
     return first, second
 
 

@@ -9,7 +9,7 @@ import httpx
 
 from cloudless.chain.artifacts import project_root
 from cloudless.cid import compute_cid
-from cloudless.cli.common import handle_errors
+from cloudless.cli.common import check_gateway_url, handle_errors
 from cloudless.runtime.package import build_package_from_dir
 
 __all__ = ["package"]
@@ -44,6 +44,7 @@ def build(example_dir: Path, wasm_dir: Path, out: Path | None) -> None:
 @click.option("--gateway", default="http://127.0.0.1:8080", show_default=True, help="Gateway base URL.")
 def upload(package_file: Path, gateway: str) -> None:
     """Upload a package to a gateway, which serves it to provider nodes by CID."""
+    check_gateway_url(gateway)
     try:
         response = httpx.post(f"{gateway.rstrip('/')}/packages", content=package_file.read_bytes(), timeout=60)
     except httpx.HTTPError as error:

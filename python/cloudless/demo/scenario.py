@@ -331,7 +331,9 @@ def _run(context: DemoContext) -> DemoSummary:
             http_status=missing.status_code,
             output=str(missing_error.get("message", missing_body)),
             fuel_used=0,
-            receipt_verified=bool(missing_body.get("receipt_verified")),
+            receipt_verified="receipt" in missing_body
+            and bool(missing_body.get("receipt_verified"))
+            and _verify_receipt(developer, missing_body),
         )
     )
     context.progress(f"predict (not exported) returned HTTP {missing.status_code}: {missing_error.get('kind')}")

@@ -106,6 +106,9 @@ class OrderBook:
             if status == DealStatus.ENDED:
                 continue
             deal = deals.get_deal(deal_id)
+            if deal.stopped:
+                # A stopped deal takes no workers, even in its last billed epoch.
+                continue
             workers = tuple(
                 worker
                 for worker in (deals.get_worker(worker_id) for worker_id in deals.deal_worker_ids(deal_id))

@@ -68,6 +68,8 @@ class ProviderNode:
             sorted(signer_keys),
         )
 
+        # Before any transaction: a data directory of another chain is an operator error.
+        check_chain_identity(config.data_dir, session)
         registration = sync_provider(session, config, list(signer_keys))
         self.registration = registration
         sync_endpoint(session, config.endpoint_url)
@@ -75,7 +77,6 @@ class ProviderNode:
 
         domain = Domain(chain_id=session.deployment.chain_id, verifying_contract=session.deals.address)
         data_dir = config.data_dir
-        check_chain_identity(data_dir, session)
         self.store = self._store = ReceiptStore(data_dir / "receipts", domain)
         replay = ReplayGuard.from_store(self._store)
         logger.info("loaded %d stored receipts from %s", len(replay), data_dir / "receipts")
