@@ -270,7 +270,10 @@ def _run(context: DemoContext) -> DemoSummary:
         max_workers_per_provider=1,
     )
     deal_id = developer.create_deal(params)
-    context.progress(f"deal {deal_id} created for 2 workers, cap {settings.max_price_usdc} USDC/CU/epoch, deposit {settings.deposit_usdc} USDC")
+    context.progress(
+        f"deal {deal_id} created for 2 workers (at most 1 per provider), cap {settings.max_price_usdc} USDC/CU/epoch, "
+        f"deposit {settings.deposit_usdc} USDC"
+    )
 
     matcher = context.processes.start(
         "matcher",
