@@ -8,7 +8,7 @@ import click
 from ape import chain
 from ape.cli import ConnectedProviderCommand
 
-from cloudless.chain import ChainClient, DeploySettings, deploy_all, deployment_path
+from cloudless.chain.deploy import DeploySettings, deploy_and_record
 from cloudless.chain.keys import private_key_from_env_or_index
 
 
@@ -29,7 +29,6 @@ def cli(epoch_duration, proof_window, min_deposited_epochs, collateral_per_cu, u
             f"no chain was listening at {rpc_url}, so Ape started a temporary anvil that stops with this script: "
             "start anvil first (`anvil --block-time 1 --accounts 20`), or point APE_FOUNDRY_HOST at your node"
         )
-    client = ChainClient.connect(rpc_url, private_key=private_key_from_env_or_index(deployer_index))
     settings = DeploySettings(
         epoch_duration=epoch_duration,
         proof_window_epochs=proof_window,
@@ -37,9 +36,7 @@ def cli(epoch_duration, proof_window, min_deposited_epochs, collateral_per_cu, u
         collateral_per_cu=collateral_per_cu * 10**18,
         unbonding_period=unbonding_period,
     )
-    deployment = deploy_all(client, settings, rpc_url=rpc_url)
-    path = deployment_path(deployment.chain_id)
-    deployment.save(path)
+    deployment, path = deploy_and_record(rpc_url, private_key_from_env_or_index(deployer_index), settings)
     click.echo(f"deployed to chain {deployment.chain_id}; wrote {path}")
     for name, record in deployment.contracts.items():
         click.echo(f"  {name:12} {record.address}")

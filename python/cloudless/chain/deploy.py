@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cloudless.chain.artifacts import load_artifact
 from cloudless.chain.client import ChainClient
-from cloudless.chain.deployment import ContractRecord, Deployment, EpochSettings
+from cloudless.chain.deployment import ContractRecord, Deployment, EpochSettings, deployment_path
 
-__all__ = ["DeploySettings", "deploy_all"]
+__all__ = ["DeploySettings", "deploy_all", "deploy_and_record"]
 
 logger = logging.getLogger("cloudless.chain")
 
@@ -73,3 +74,12 @@ def deploy_all(client: ChainClient, settings: DeploySettings, *, rpc_url: str) -
         collateral_per_cu=settings.collateral_per_cu,
         unbonding_period=settings.unbonding_period,
     )
+
+
+def deploy_and_record(rpc_url: str, private_key: str, settings: DeploySettings) -> tuple[Deployment, Path]:
+    """Deploy everything from `private_key`'s account and write `deployments/<chain-id>.json`."""
+    client = ChainClient.connect(rpc_url, private_key=private_key)
+    deployment = deploy_all(client, settings, rpc_url=rpc_url)
+    path = deployment_path(deployment.chain_id)
+    deployment.save(path)
+    return deployment, path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cloudless.chain import ChainClient, DeploySettings, deploy_all, deployment_path
+from cloudless.chain.deploy import DeploySettings, deploy_and_record
 from cloudless.chain.keys import private_key_from_env_or_index
 from cloudless.cli.common import handle_errors, rpc_option
 
@@ -30,7 +30,6 @@ def deploy(
     unbonding_period: int,
 ) -> None:
     """Deploy FLT, test USDC, Market and DealManager; write deployments/<chain-id>.json."""
-    client = ChainClient.connect(rpc_url, private_key=private_key_from_env_or_index(account_index))
     settings = DeploySettings(
         epoch_duration=epoch_duration,
         proof_window_epochs=proof_window,
@@ -38,7 +37,5 @@ def deploy(
         collateral_per_cu=collateral_per_cu * 10**18,
         unbonding_period=unbonding_period,
     )
-    deployment = deploy_all(client, settings, rpc_url=rpc_url)
-    path = deployment_path(deployment.chain_id)
-    deployment.save(path)
+    deployment, path = deploy_and_record(rpc_url, private_key_from_env_or_index(account_index), settings)
     click.echo(f"deployed to chain {deployment.chain_id}; wrote {path}")
