@@ -1,6 +1,6 @@
 """Deploy Cloudless to the connected network and write deployments/<chain-id>.json.
 
-    ape run deploy                      # local anvil (started if none listens)
+    ape run deploy                      # to the anvil at 127.0.0.1:8545 (start it first)
     ape run deploy --epoch-duration 10  # 10 s epochs
 """
 

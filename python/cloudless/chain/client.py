@@ -1,8 +1,9 @@
 """A web3 connection with one signing account, custom-error decoding and event reads.
 
 Every contract call of Cloudless goes through `ChainClient.transact` or
-`ChainClient.call`, so a revert always surfaces as a `ContractRevertError`
-that names the Solidity custom error and its arguments.
+`ChainClient.call`, so a revert with a known custom error surfaces as a
+`ContractRevertError` that names the error and its arguments. Any other
+revert raises `ChainError`.
 """
 
 from __future__ import annotations
