@@ -42,8 +42,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_chain(settings: DeploySettings | None = None, *, block_time: int | None = None) -> Iterator[LocalChain]:
-    """Start anvil (instant mining unless `block_time`), deploy, and stop anvil on exit."""
+def running_anvil(*, block_time: int | None = None) -> Iterator[str]:
+    """Start anvil on a free loopback port (instant mining unless `block_time`), yield its URL, stop it on exit."""
     anvil = shutil.which("anvil")
     assert anvil, "anvil not on PATH: run `make setup` and add node_modules/.bin to PATH"
     port = free_port()
@@ -62,9 +62,16 @@ def local_chain(settings: DeploySettings | None = None, *, block_time: int | Non
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"anvil did not start on port {port}")
                 time.sleep(0.1)
-        client = ChainClient.connect(rpc_url, private_key=anvil_account_key(0))
-        deployment = deploy_all(client, settings or DeploySettings(epoch_duration=60), rpc_url=rpc_url)
-        yield LocalChain(rpc_url=rpc_url, deployment=deployment)
+        yield rpc_url
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextmanager
+def local_chain(settings: DeploySettings | None = None, *, block_time: int | None = None) -> Iterator[LocalChain]:
+    """Start anvil, deploy, and stop anvil on exit."""
+    with running_anvil(block_time=block_time) as rpc_url:
+        client = ChainClient.connect(rpc_url, private_key=anvil_account_key(0))
+        deployment = deploy_all(client, settings or DeploySettings(epoch_duration=60), rpc_url=rpc_url)
+        yield LocalChain(rpc_url=rpc_url, deployment=deployment)

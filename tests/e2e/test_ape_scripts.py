@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from local_chain import free_port
+from local_chain import free_port, running_anvil
 
 from cloudless.chain import load_deployment
 from cloudless.chain.keys import anvil_account_key
@@ -26,25 +23,9 @@ SIGNERS = (10, 11)
 
 
 @pytest.fixture(scope="module")
-def anvil_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [shutil.which("anvil") or "anvil", "--host", "127.0.0.1", "--port", str(port), "--accounts", "20", "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=1)
-            break
-        except httpx.HTTPError:
-            assert time.monotonic() < deadline, "anvil did not start"
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+def anvil_url() -> Iterator[str]:
+    with running_anvil() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +93,17 @@ def test_ape_script_rejects_bad_peer(anvil_url: str, project_copy: Path) -> None
     )
     assert completed.returncode != 0
     assert "SIGNER_ADDRESS:CUS" in completed.stdout + completed.stderr
+
+
+def test_ape_deploy_rejects_temporary_chain(project_copy: Path) -> None:
+    # Nothing listens on this port, so Ape would start a throwaway anvil.
+    env = {**os.environ, "APE_FOUNDRY_HOST": f"http://127.0.0.1:{free_port()}", "CLOUDLESS_ROOT": str(project_copy)}
+    env.pop("CLOUDLESS_PRIVATE_KEY", None)
+    before = sorted((project_copy / "deployments").glob("*.json")) if (project_copy / "deployments").exists() else []
+
+    completed = subprocess.run(["ape", "run", "deploy"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+    assert completed.returncode != 0
+    assert "start anvil first" in completed.stdout + completed.stderr
+    after = sorted((project_copy / "deployments").glob("*.json")) if (project_copy / "deployments").exists() else []
+    assert after == before

@@ -102,3 +102,16 @@ def test_matcher_restart_never_double_places(chain: LocalChain) -> None:
     assert developer.deals.get_deal(deal_id).active_workers == 2
     providers = {developer.deals.get_worker(worker_id).provider for worker_id in developer.deals.deal_worker_ids(deal_id)}
     assert len(providers) == 2
+
+
+def test_matcher_skips_stopped_deal(chain: LocalChain) -> None:
+    developer = chain.session(5)
+    deal_id = create_deal(developer, cap="1", workers=1, per_provider=1)
+    developer.deals.stop_deal(deal_id)
+
+    outcome = Matcher(chain.session(9)).run_once()
+
+    assert deal_id not in outcome.placed
+    assert deal_id not in outcome.failed
+    assert deal_id not in outcome.unmatched
+    assert developer.deals.get_deal(deal_id).active_workers == 0
