@@ -55,13 +55,13 @@ ERROR_HINTS: dict[str, str] = {
 
 
 def connect_web3(rpc_url: str, *, timeout_seconds: float = 30.0) -> Web3:
-    """Connect to an HTTP JSON-RPC endpoint, raising ChainError if it does not answer."""
+    """Connect to an HTTP JSON-RPC endpoint, raising ChainError if it does not respond."""
     if not rpc_url.startswith(("http://", "https://")):
         raise ConfigError(f"invalid RPC URL {rpc_url!r}: use http://HOST:PORT, e.g. http://127.0.0.1:8545")
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_seconds}))
     if not w3.is_connected():
         raise ChainError(
-            f"no JSON-RPC node answers at {rpc_url}: start anvil (`anvil --block-time 1`) or fix the URL "
+            f"no JSON-RPC node responds at {rpc_url}: start anvil (`anvil --block-time 1`) or fix the URL "
             "(--rpc-url, $CLOUDLESS_RPC_URL, or rpc_url in a node config)"
         )
     return w3

@@ -138,7 +138,7 @@ class Peer:
 
 @dataclass(frozen=True)
 class DealParams:
-    """What `createDeal` takes; amounts in payment-token base units."""
+    """Arguments of `createDeal`, with amounts in payment-token base units."""
 
     app_cid: bytes
     payment_token: str

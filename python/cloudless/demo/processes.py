@@ -99,7 +99,7 @@ class ProcessGroup:
         )
 
     def wait_http(self, managed: ManagedProcess, url: str, timeout: float = 60.0) -> None:
-        """Wait until `url` answers HTTP 200."""
+        """Wait until `url` returns HTTP 200."""
 
         def answers() -> bool:
             try:

@@ -3,7 +3,7 @@
 Offer, peer and deal ids come from `OfferCreated`, `PeerAdded` and
 `DealCreated` logs, read incrementally by block range. Their current state
 (free CUs, prices, balances, workers) is read with view calls on every
-refresh, so a restarted matcher sees exactly what the chain holds.
+refresh, so a restarted matcher works from the chain's current state.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class OrderBook:
         return slots
 
     def open_deals(self) -> list[OpenDeal]:
-        """Every deal that has not ENDED."""
+        """Return every deal that has not ENDED and was not stopped."""
         deals = self.session.deals
         result = []
         for deal_id in sorted(self._deal_ids):

@@ -17,7 +17,7 @@ __all__ = ["PeerSlot", "check_candidate", "plan_placement"]
 
 @dataclass(frozen=True)
 class PeerSlot:
-    """One peer as the order book sees it, with its offer's terms."""
+    """One peer in the order book, with its offer's terms."""
 
     peer_id: int
     offer_id: int

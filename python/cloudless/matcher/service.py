@@ -18,7 +18,7 @@ logger = logging.getLogger("cloudless.matcher")
 
 @dataclass
 class MatchRound:
-    """What one pass over the open deals did."""
+    """Outcome of one pass over the open deals."""
 
     placed: dict[int, list[int]] = field(default_factory=dict)  # deal id -> new worker ids
     unmatched: dict[int, str] = field(default_factory=dict)  # deal id -> why no peer fits

@@ -47,6 +47,6 @@ def check_chain_identity(data_dir: Path, session: Session) -> None:
     stored = json.loads(path.read_text())
     if stored != current:
         raise ConfigError(
-            f"data_dir {data_dir} holds receipts of another chain instance (stored {stored}, connected "
+            f"data_dir {data_dir} contains receipts of another chain instance (stored {stored}, connected "
             f"{current}); the chain was probably reset and redeployed: move or delete {data_dir}, or set another data_dir"
         )
