@@ -17,6 +17,11 @@ pragma solidity 0.8.28;
 /// closes. A claim moves the worker's share of each funded epoch from pending
 /// to the provider's earnings when the epoch was proven, and back to the deal's
 /// balance when it was not.
+///
+/// Billing modes: a SUBSCRIPTION worker earns its matched price times its CUs
+/// per proven epoch. A USAGE worker earns that base rate plus the reported fuel,
+/// capped at `maxUsagePerWorkerEpoch`, at `usagePricePerMegafuel`; settlement
+/// reserves the cap and the claim returns what the usage did not use.
 interface IDealManager {
     enum BillingMode {
         SUBSCRIPTION,
@@ -71,6 +76,8 @@ interface IDealManager {
         AccessMode accessMode;
         address[] providers; // the allow- or deny-list that `accessMode` names
         BillingMode billingMode;
+        uint256 usagePricePerMegafuel; // USAGE only: payment-token base units per 10**6 fuel
+        uint64 maxUsagePerWorkerEpoch; // USAGE only: fuel billed at most per worker and epoch
         uint256 deposit; // pulled from the caller, payment-token base units
     }
 
@@ -90,12 +97,14 @@ interface IDealManager {
         AccessMode accessMode;
         address[] providers;
         BillingMode billingMode;
+        uint256 usagePricePerMegafuel;
+        uint64 maxUsagePerWorkerEpoch;
         uint64 startEpoch; // epoch of creation
         uint64 endEpoch; // first epoch not billed; type(uint64).max while open-ended
         uint64 settledEpoch; // epochs before this one are settled
         bool stopped;
         uint32 activeWorkers;
-        uint256 ratePerEpoch; // sum of price * cuPerWorker over workers still billed
+        uint256 ratePerEpoch; // sum of the billed workers' epoch rates (see {workerEpochRate})
         uint256 balance; // free escrow, payment-token base units
         uint256 pending; // charged for settled epochs, not yet claimed or returned
     }
@@ -113,16 +122,24 @@ interface IDealManager {
         bool active; // holds CUs on its peer
     }
 
-    /// @notice A peer's commitment for one worker and one epoch.
-    struct EpochProof {
+    /// @notice A peer's commitment for one worker and one epoch, as sent to {submitEpochProofs}.
+    struct EpochProofEntry {
+        uint256 workerId;
+        uint64 epoch;
         bytes32 receiptsRoot; // OpenZeppelin-compatible Merkle root; bytes32(0) when no calls
         uint64 calls;
         uint64 usage; // Wasm fuel used by all calls of the epoch
-        uint64 submittedAt; // unix seconds; 0 = not proven
     }
 
-    /// @notice A half-open range of funded epochs `[start, end)` of one deal.
-    struct FundedSpan {
+    /// @notice What the contract keeps of an epoch proof. The receipts root and
+    /// call count live in {EpochProofsSubmitted} and in its batch hash.
+    struct EpochProof {
+        bool proven;
+        uint64 usage; // fuel as reported; recorded for USAGE deals only, 0 otherwise
+    }
+
+    /// @notice A half-open range of epochs `[start, end)`.
+    struct EpochSpan {
         uint64 start;
         uint64 end;
     }
@@ -133,7 +150,6 @@ interface IDealManager {
     error DealNotOwner(uint256 dealId, address caller);
     error DealInvalidParams(string field);
     error DealTokenNotAccepted(address token);
-    error DealBillingModeNotSupported(BillingMode mode);
     error DealDepositBelowReserve(uint256 deposit, uint256 reserve);
     error DealWithdrawBelowReserve(uint256 dealId, uint256 amount, uint256 withdrawable);
     error DealZeroAmount();
@@ -150,6 +166,9 @@ interface IDealManager {
     error DealClaimRangeInvalid(uint256 workerId, uint64 fromEpoch, uint64 toEpoch, uint64 maxToEpoch);
     error DealNothingToWithdraw(address provider, address token);
     error DealNotAdmin(address caller);
+    error DealNothingToClaim(address provider);
+    error DealMixedPaymentTokens(address token, address otherToken);
+    error DealEmptyProofBatch();
 
     // ----------------------------------------------------------------- events
 
@@ -178,9 +197,9 @@ interface IDealManager {
         uint64 joinedEpoch
     );
     event WorkerLeft(uint256 indexed dealId, uint256 indexed workerId, uint256 indexed peerId, uint64 leftEpoch);
-    event EpochProofSubmitted(
-        uint256 indexed workerId, uint64 indexed epoch, bytes32 receiptsRoot, uint64 calls, uint64 usage
-    );
+    /// @notice One event per proof batch rather than per entry: a batch of many
+    /// epochs then costs one log. `batchHash` is `keccak256(abi.encode(entries))`.
+    event EpochProofsSubmitted(bytes32 indexed batchHash, address indexed signer, EpochProofEntry[] entries);
     event WorkerClaimed(
         uint256 indexed workerId,
         uint64 fromEpoch,
@@ -196,9 +215,11 @@ interface IDealManager {
 
     /// @notice Creates a deal and pulls `params.deposit` of the payment token from the caller.
     /// @dev The deposit must cover the reserve: `minDepositedEpochs` epochs (or the
-    /// duration, if shorter) at the price cap for all target workers. Reverts with
-    /// {DealInvalidParams}, {DealTokenNotAccepted}, {DealBillingModeNotSupported} or
-    /// {DealDepositBelowReserve}. Emits {DealCreated} and {DealDeposited}.
+    /// duration, if shorter) at the largest epoch rate of all target workers.
+    /// `appCid` must be a binary CIDv1 with a sha2-256 digest (36 bytes). A
+    /// USAGE deal needs a usage price and a usage cap; a SUBSCRIPTION deal must
+    /// leave both at 0. Reverts with {DealInvalidParams}, {DealTokenNotAccepted}
+    /// or {DealDepositBelowReserve}. Emits {DealCreated} and {DealDeposited}.
     /// @return dealId the new deal's id (ids start at 1)
     function createDeal(DealParams calldata params) external returns (uint256 dealId);
 
@@ -235,13 +256,20 @@ interface IDealManager {
 
     // ------------------------------------------------------- proofs and claims
 
-    /// @notice Records the peer's proof of one worker epoch.
-    /// @dev Only the worker's peer signer, after `epoch` ended and while
-    /// `currentEpoch <= epoch + proofWindowEpochs`. Reverts with {DealNotPeerSigner},
-    /// {DealEpochNotInWorker}, {DealEpochNotEnded}, {DealProofWindowClosed} or
-    /// {DealProofAlreadySubmitted}. Emits {EpochProofSubmitted}.
+    /// @notice Records the peer's proof of one worker epoch; {submitEpochProofs} with one entry.
     function submitEpochProof(uint256 workerId, uint64 epoch, bytes32 receiptsRoot, uint64 calls, uint64 usage)
         external;
+
+    /// @notice Records a batch of epoch proofs in one transaction: any workers and
+    /// epochs whose peer signer is the caller.
+    /// @dev For each entry: only the worker's peer signer, after `epoch` ended and
+    /// while `currentEpoch <= epoch + proofWindowEpochs`, for an epoch the worker
+    /// was in, once. Reverts with {DealEmptyProofBatch}, {DealWorkerNotFound},
+    /// {DealNotPeerSigner}, {DealEpochNotInWorker}, {DealEpochNotEnded},
+    /// {DealProofWindowClosed} or {DealProofAlreadySubmitted}; a revert records
+    /// nothing. Emits {EpochProofsSubmitted} with the batch hash,
+    /// `keccak256(abi.encode(entries))`, that a later challenge can check.
+    function submitEpochProofs(EpochProofEntry[] calldata entries) external;
 
     /// @notice Settles the worker's epochs `[claimedUntilEpoch, toEpoch)`: proven
     /// funded epochs go to the provider's earnings, unproven ones back to the deal.
@@ -249,6 +277,17 @@ interface IDealManager {
     /// epoch, the deal's end or an epoch whose proof window is still open
     /// ({maxClaimEpoch}). Reverts with {DealClaimRangeInvalid}. Emits {WorkerClaimed}.
     function claim(uint256 workerId, uint64 toEpoch) external;
+
+    /// @notice Claims each of the caller's workers up to its {maxClaimEpoch} and
+    /// sends what they earned to the caller in the same transaction.
+    /// @dev Only workers of the caller, all in deals of one payment token. A
+    /// worker with nothing to claim is passed over; the call reverts with
+    /// {DealNothingToClaim} only if no worker had anything, and with
+    /// {DealMixedPaymentTokens} when the workers' deals use different tokens.
+    /// Earnings credited earlier by {claim} stay for {withdrawEarnings}. Emits
+    /// {WorkerClaimed} per claimed worker and {EarningsWithdrawn} when it pays.
+    /// @return paid payment-token base units sent to the caller
+    function claimAndWithdraw(uint256[] calldata workerIds) external returns (uint256 paid);
 
     /// @notice Sends the caller's claimed earnings in `token`.
     /// @dev Reverts with {DealNothingToWithdraw}. Emits {EarningsWithdrawn}.
@@ -281,14 +320,27 @@ interface IDealManager {
     function dealStatus(uint256 dealId) external view returns (DealStatus);
     /// @notice The deal's balance as if it were settled now.
     function dealBalance(uint256 dealId) external view returns (uint256);
+    /// @notice First epoch that the deal's balance, settled now, cannot pay at its
+    /// current rate: the epoch at which it runs out of money. Returns the deal's
+    /// end when the balance lasts until then, and `type(uint64).max` for an
+    /// open-ended deal without billed workers.
+    function fundedUntilEpoch(uint256 dealId) external view returns (uint64);
     /// @notice Amount the owner could withdraw now.
     function withdrawable(uint256 dealId) external view returns (uint256);
     /// @notice Balance the deal must keep while it runs.
     function reserveOf(uint256 dealId) external view returns (uint256);
     function dealWorkerIds(uint256 dealId) external view returns (uint256[] memory);
-    function fundedSpans(uint256 dealId) external view returns (FundedSpan[] memory);
+    /// @notice Settled epochs of the deal that its balance could not pay while
+    /// workers were billed, as sorted, disjoint spans. Every other settled epoch
+    /// with billed workers was funded.
+    function unfundedSpans(uint256 dealId) external view returns (EpochSpan[] memory);
     function getWorker(uint256 workerId) external view returns (Worker memory);
     function getEpochProof(uint256 workerId, uint64 epoch) external view returns (EpochProof memory);
+    /// @notice Payment-token base units a funded epoch of the worker reserves: its
+    /// matched price times its CUs, plus, for USAGE deals, the usage cap at the usage price.
+    function workerEpochRate(uint256 workerId) external view returns (uint256);
+    /// @notice Unix seconds at which a proof batch with this hash was recorded, or 0.
+    function proofBatchSubmittedAt(bytes32 batchHash) external view returns (uint64);
     /// @notice Largest `toEpoch` that {claim} accepts now for the worker.
     function maxClaimEpoch(uint256 workerId) external view returns (uint64);
     function earnings(address provider, address token) external view returns (uint256);

@@ -54,6 +54,20 @@ interface IMarket {
         bool removed;
     }
 
+    /// @notice What the DealManager needs to check a peer for a new worker, in one call.
+    struct PeerPlacement {
+        bool live; // the peer exists and was not removed
+        bool offerPaused;
+        bool stakeCovered; // the provider's stake covers {requiredStake}
+        address provider;
+        address paymentToken;
+        uint256 pricePerCuPerEpoch;
+        uint16 region;
+        uint8 tier;
+        uint16 slaBps;
+        uint32 freeCus;
+    }
+
     // ----------------------------------------------------------------- errors
 
     error MarketProviderAlreadyRegistered(address provider);
@@ -76,6 +90,10 @@ interface IMarket {
     error MarketReleaseExceedsUsed(uint256 peerId, uint32 usedCus, uint32 requested);
     error MarketZeroAddress(string field);
     error MarketInvalidEndpoint(uint256 length, uint256 maxLength);
+    error MarketNotSlasher(address caller);
+    error MarketInvalidShare(uint16 shareBps);
+    error MarketNoSlashReward(address account);
+    error MarketTreasuryTooLow(uint256 requested, uint256 balance);
 
     // ----------------------------------------------------------------- events
 
@@ -94,6 +112,13 @@ interface IMarket {
     event DealManagerSet(address dealManager);
     event CollateralPerCuSet(uint256 collateralPerCu);
     event ProviderEndpointSet(address indexed provider, string endpoint);
+    event SlasherSet(address indexed account, bool allowed);
+    event SlashReporterShareSet(uint16 shareBps);
+    event ProviderSlashed(
+        address indexed provider, address indexed reporter, uint256 amount, uint256 reporterShare, bytes32 reason
+    );
+    event SlashRewardWithdrawn(address indexed reporter, uint256 amount);
+    event TreasuryWithdrawn(address indexed to, uint256 amount);
 
     // ------------------------------------------------------------- providers
 
@@ -127,13 +152,14 @@ interface IMarket {
     // ---------------------------------------------------------------- offers
 
     /// @notice Creates an offer with its first peers.
-    /// @dev Requires a registered caller, a non-zero price and token, tier 1..4,
+    /// @dev Requires a registered caller, a non-zero token, tier 1..4,
     /// SLA at most 10000 bps, at least one peer, unique non-zero signers and a
     /// stake that covers the new CUs. Emits {OfferCreated} and one {PeerAdded} per peer.
     /// @return offerId the new offer's id (ids start at 1)
     function createOffer(OfferTerms calldata terms, PeerSpec[] calldata peers) external returns (uint256 offerId);
 
-    /// @notice Sets the offer's price; it applies to new matches only.
+    /// @notice Sets the offer's price; it applies to new matches only. A price of
+    /// 0 offers a free base rate, which USAGE deals pay for by metered fuel alone.
     /// @dev Only the offer's provider. Emits {OfferPriceChanged}.
     function setOfferPrice(uint256 offerId, uint256 pricePerCuPerEpoch) external;
 
@@ -169,6 +195,39 @@ interface IMarket {
     /// zero address. Emits {DealManagerSet}.
     function setDealManager(address dealManager) external;
 
+    // -------------------------------------------------------------- slashing
+
+    /// @notice Takes up to `amount` FLT wei from the provider's stake, then from
+    /// its unbonding FLT, and pays the reporter {slashReporterShareBps} of it.
+    /// The rest goes to the treasury.
+    /// @dev Only a slasher (the DealManager's challenge logic, or an account the
+    /// owner appoints). Slashing what is not there is not an error: it takes
+    /// what there is. The reporter's share is withdrawn with {withdrawSlashReward}.
+    /// Reverts with {MarketNotSlasher}, {MarketZeroAmount} or
+    /// {MarketProviderNotRegistered}. Emits {ProviderSlashed}.
+    /// @param reason a short code for the offence, for example "missed-challenge"
+    /// @return slashed FLT wei taken
+    function slash(address provider, uint256 amount, address reporter, bytes32 reason)
+        external
+        returns (uint256 slashed);
+
+    /// @notice Sends the caller's slash rewards.
+    /// @dev Reverts with {MarketNoSlashReward}. Emits {SlashRewardWithdrawn}.
+    function withdrawSlashReward() external;
+
+    /// @notice Sends `amount` FLT wei of the treasury to `to`.
+    /// @dev Only the owner. Reverts with {MarketTreasuryTooLow} or
+    /// {MarketZeroAddress}. Emits {TreasuryWithdrawn}.
+    function withdrawTreasury(address to, uint256 amount) external;
+
+    /// @notice Lets `account` slash providers, or stops it.
+    /// @dev Only the owner. Emits {SlasherSet}.
+    function setSlasher(address account, bool allowed) external;
+
+    /// @notice Sets the share of a slash paid to the reporter, in basis points.
+    /// @dev Only the owner; at most 10000. Reverts with {MarketInvalidShare}. Emits {SlashReporterShareSet}.
+    function setSlashReporterShareBps(uint16 shareBps) external;
+
     // ----------------------------------------------------------------- admin
 
     /// @notice Sets the FLT wei of stake required per offered CU.
@@ -194,4 +253,17 @@ interface IMarket {
     function requiredStake(address provider) external view returns (uint256);
     function offerCount() external view returns (uint256);
     function peerCount() external view returns (uint256);
+    /// @notice The peer's data for a placement check; `live` is false for an unknown or removed peer.
+    function peerPlacement(uint256 peerId) external view returns (PeerPlacement memory);
+    /// @notice The provider that owns the peer's offer; reverts with {MarketPeerNotFound} for an unknown id.
+    function peerProvider(uint256 peerId) external view returns (address);
+    /// @notice The peer's signer; reverts with {MarketPeerNotFound} for an unknown id. Removed peers keep theirs.
+    function peerSigner(uint256 peerId) external view returns (address);
+    function isSlasher(address account) external view returns (bool);
+    /// @notice Share of a slash paid to the reporter, in basis points.
+    function slashReporterShareBps() external view returns (uint16);
+    /// @notice Slash rewards the account can withdraw, in FLT wei.
+    function slashRewards(address account) external view returns (uint256);
+    /// @notice Slashed FLT wei that the owner can withdraw.
+    function treasuryBalance() external view returns (uint256);
 }

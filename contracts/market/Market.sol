@@ -17,6 +17,7 @@ contract Market is IMarket, ProviderEndpoints, Ownable, ReentrancyGuard {
 
     uint8 private constant MAX_TIER = 4;
     uint16 private constant MAX_SLA_BPS = 10_000;
+    uint16 private constant MAX_SHARE_BPS = 10_000;
 
     /// @inheritdoc IMarket
     address public immutable flt;
@@ -32,6 +33,14 @@ contract Market is IMarket, ProviderEndpoints, Ownable, ReentrancyGuard {
     uint256 public peerCount;
     /// @inheritdoc IMarket
     mapping(address signer => uint256 peerId) public peerIdBySigner;
+    /// @inheritdoc IMarket
+    mapping(address account => bool) public isSlasher;
+    /// @inheritdoc IMarket
+    uint16 public slashReporterShareBps = 5_000;
+    /// @inheritdoc IMarket
+    mapping(address account => uint256) public slashRewards;
+    /// @inheritdoc IMarket
+    uint256 public treasuryBalance;
 
     mapping(address provider => Provider) private _providers;
     mapping(uint256 offerId => Offer) private _offers;
@@ -145,7 +154,6 @@ contract Market is IMarket, ProviderEndpoints, Ownable, ReentrancyGuard {
     /// @inheritdoc IMarket
     function setOfferPrice(uint256 offerId, uint256 pricePerCuPerEpoch) external {
         Offer storage offer = _ownedOffer(offerId);
-        if (pricePerCuPerEpoch == 0) revert MarketInvalidOfferTerms("pricePerCuPerEpoch");
 
         offer.terms.pricePerCuPerEpoch = pricePerCuPerEpoch;
 
@@ -244,7 +252,105 @@ contract Market is IMarket, ProviderEndpoints, Ownable, ReentrancyGuard {
         emit CollateralPerCuSet(collateralPerCu_);
     }
 
+    // -------------------------------------------------------------- slashing
+
+    /// @inheritdoc IMarket
+    function slash(address provider, uint256 amount, address reporter, bytes32 reason)
+        external
+        returns (uint256 slashed)
+    {
+        if (!isSlasher[msg.sender]) revert MarketNotSlasher(msg.sender);
+        if (amount == 0) revert MarketZeroAmount();
+        Provider storage account = _registeredProvider(provider);
+
+        uint256 fromStake = amount < account.stake ? amount : account.stake;
+        uint256 rest = amount - fromStake;
+        uint256 fromUnbonding = rest < account.unbonding ? rest : account.unbonding;
+        slashed = fromStake + fromUnbonding;
+        uint256 reporterShare = reporter == address(0) ? 0 : slashed * slashReporterShareBps / MAX_SHARE_BPS;
+
+        account.stake -= fromStake;
+        account.unbonding -= fromUnbonding;
+        slashRewards[reporter] += reporterShare;
+        treasuryBalance += slashed - reporterShare;
+
+        emit ProviderSlashed(provider, reporter, slashed, reporterShare, reason);
+    }
+
+    /// @inheritdoc IMarket
+    function withdrawSlashReward() external nonReentrant {
+        uint256 amount = slashRewards[msg.sender];
+        if (amount == 0) revert MarketNoSlashReward(msg.sender);
+
+        slashRewards[msg.sender] = 0;
+
+        emit SlashRewardWithdrawn(msg.sender, amount);
+
+        IERC20(flt).safeTransfer(msg.sender, amount);
+    }
+
+    /// @inheritdoc IMarket
+    function withdrawTreasury(address to, uint256 amount) external onlyOwner nonReentrant {
+        if (to == address(0)) revert MarketZeroAddress("to");
+        if (amount == 0 || amount > treasuryBalance) revert MarketTreasuryTooLow(amount, treasuryBalance);
+
+        treasuryBalance -= amount;
+
+        emit TreasuryWithdrawn(to, amount);
+
+        IERC20(flt).safeTransfer(to, amount);
+    }
+
+    /// @inheritdoc IMarket
+    function setSlasher(address account, bool allowed) external onlyOwner {
+        if (account == address(0)) revert MarketZeroAddress("account");
+
+        isSlasher[account] = allowed;
+
+        emit SlasherSet(account, allowed);
+    }
+
+    /// @inheritdoc IMarket
+    function setSlashReporterShareBps(uint16 shareBps) external onlyOwner {
+        if (shareBps > MAX_SHARE_BPS) revert MarketInvalidShare(shareBps);
+
+        slashReporterShareBps = shareBps;
+
+        emit SlashReporterShareSet(shareBps);
+    }
+
     // ----------------------------------------------------------------- views
+
+    /// @inheritdoc IMarket
+    function peerPlacement(uint256 peerId) external view returns (PeerPlacement memory placement) {
+        if (peerId == 0 || peerId > peerCount) return placement;
+        Peer storage peer = _peers[peerId];
+        if (peer.removed) return placement;
+        Offer storage offer = _offers[peer.offerId];
+        OfferTerms storage terms = offer.terms;
+        Provider storage provider = _providers[offer.provider];
+
+        placement.live = true;
+        placement.offerPaused = offer.paused;
+        placement.stakeCovered = provider.stake >= collateralPerCu * provider.totalCus;
+        placement.provider = offer.provider;
+        placement.paymentToken = terms.paymentToken;
+        placement.pricePerCuPerEpoch = terms.pricePerCuPerEpoch;
+        placement.region = terms.region;
+        placement.tier = terms.tier;
+        placement.slaBps = terms.slaBps;
+        placement.freeCus = peer.freeCus;
+    }
+
+    /// @inheritdoc IMarket
+    function peerProvider(uint256 peerId) external view returns (address) {
+        return _offers[_existingPeer(peerId).offerId].provider;
+    }
+
+    /// @inheritdoc IMarket
+    function peerSigner(uint256 peerId) external view returns (address) {
+        return _existingPeer(peerId).signer;
+    }
 
     /// @inheritdoc IMarket
     function getProvider(address provider) external view returns (Provider memory) {
@@ -290,7 +396,6 @@ contract Market is IMarket, ProviderEndpoints, Ownable, ReentrancyGuard {
 
     function _validateTerms(OfferTerms calldata terms) private pure {
         if (terms.paymentToken == address(0)) revert MarketInvalidOfferTerms("paymentToken");
-        if (terms.pricePerCuPerEpoch == 0) revert MarketInvalidOfferTerms("pricePerCuPerEpoch");
         if (terms.tier == 0 || terms.tier > MAX_TIER) revert MarketInvalidOfferTerms("tier");
         if (terms.slaBps > MAX_SLA_BPS) revert MarketInvalidOfferTerms("slaBps");
     }

@@ -8,9 +8,12 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 import {IExecutionReceipts} from "../interfaces/IExecutionReceipts.sol";
 
 /// @title EIP-712 hashing and signer recovery for call requests and receipts.
-/// @notice The DealManager inherits this so that off-chain signers, challenges
-/// and fraud proofs share one domain: name "Cloudless", version "1".
-abstract contract ExecutionReceipts is IExecutionReceipts, EIP712 {
+/// @notice Deployed once, next to the DealManager, so that off-chain signers,
+/// challenges and fraud proofs share one domain: name "Cloudless", version "1",
+/// and this contract's address as the verifying contract. It is a contract of
+/// its own, not a base of the DealManager, to keep the DealManager under the
+/// 24 KiB code size limit.
+contract ExecutionReceipts is IExecutionReceipts, EIP712 {
     bytes32 private constant CALL_REQUEST_TYPEHASH = keccak256(
         "CallRequest(uint256 dealId,string functionName,bytes32 inputHash,uint256 nonce,uint256 deadline)"
     );

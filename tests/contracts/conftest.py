@@ -1,4 +1,4 @@
-"""Shared fixtures for the contract tests: tokens, Market, DealManager and helpers.
+"""Shared fixtures for the contract tests: tokens, Market, DealManager, ExecutionReceipts and helpers.
 
 The contracts are deployed once per session. Ape's pytest plugin snapshots the
 chain around every test function, so each test starts from the deployed state.
@@ -119,6 +119,12 @@ def deal_manager(project, admin, market, usdc, other_token, developer, stranger)
         usdc.approve(deployed, 2**256 - 1, sender=account)
     other_token.approve(deployed, 2**256 - 1, sender=developer)
     return deployed
+
+
+@pytest.fixture(scope="session")
+def execution_receipts(project, admin):
+    """The standalone EIP-712 receipts contract. Its address is the verifying contract of the signing domain."""
+    return project.ExecutionReceipts.deploy(sender=admin)
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,12 @@
 """Constants, enum values and helpers shared by the contract tests."""
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from cloudless.chain.types import DealStatus, SkipReason
+from eth_abi import encode as abi_encode
+from eth_hash.auto import keccak
+
+from cloudless.chain.types import BillingMode, DealStatus, SkipReason
 
 EPOCH_SECONDS = 600
 """Epoch length of the test DealManager.
@@ -37,13 +41,19 @@ DEAL_FIELDS = (
     "accessMode",
     "providers",
     "billingMode",
+    "usagePricePerMegafuel",
+    "maxUsagePerWorkerEpoch",
     "deposit",
 )
 
 
-# The Python mirrors of IDealManager.SkipReason and DealStatus (IntEnum, so they equal the raw values).
+# The Python mirrors of IDealManager.SkipReason, DealStatus and BillingMode (IntEnum, so they equal the raw values).
 Skip = SkipReason
 Status = DealStatus
+Billing = BillingMode
+
+EPOCH_PROOF_ENTRY_ABI = "(uint256,uint64,bytes32,uint64,uint64)"
+"""ABI tuple of IDealManager.EpochProofEntry: workerId, epoch, receiptsRoot, calls, usage."""
 
 
 class Access:
@@ -83,6 +93,14 @@ class Clock:
 def events(receipt, event_type):
     """Return the decoded logs of one event type in a receipt, in order."""
     return list(receipt.events.filter(event_type))
+
+
+def proof_batch_hash(entries):
+    """Return the batch hash of EpochProofsSubmitted, keccak256(abi.encode(entries)), computed off chain.
+
+    `entries` is a list of (workerId, epoch, receiptsRoot, calls, usage) tuples.
+    """
+    return keccak(abi_encode([f"{EPOCH_PROOF_ENTRY_ABI}[]"], [list(entries)]))
 
 
 def skip_reasons(receipt, deal_manager):
@@ -127,7 +145,9 @@ class Builder:
             "minSlaBps": 0,
             "accessMode": Access.NONE,
             "providers": [],
-            "billingMode": 0,
+            "billingMode": Billing.SUBSCRIPTION,
+            "usagePricePerMegafuel": 0,
+            "maxUsagePerWorkerEpoch": 0,
             "deposit": 100 * USDC,
         }
         params.update(overrides)
@@ -159,3 +179,17 @@ class Builder:
             signer = "0x" + f"{0x5157_0000 + self.next_signer:040x}"
         self.next_signer += 1
         return signer
+
+
+@contextmanager
+def isolated(chain):
+    """Roll the chain back after the block, for one hypothesis example.
+
+    Ape snapshots once per test function, not per example. `chain.isolate()`
+    would swallow failed asserts, so this uses snapshot and restore.
+    """
+    snapshot = chain.snapshot()
+    try:
+        yield
+    finally:
+        chain.restore(snapshot)

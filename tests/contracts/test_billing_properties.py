@@ -4,12 +4,12 @@ Each example runs on the shared chain between a snapshot and a restore, so the
 examples do not see each other's deals.
 """
 
-from contextlib import contextmanager
+from itertools import pairwise
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contract_helpers import MIN_DEPOSITED_EPOCHS, PROOF_WINDOW_EPOCHS, events
+from contract_helpers import MIN_DEPOSITED_EPOCHS, PROOF_WINDOW_EPOCHS, events, isolated
 
 onchain_settings = settings(
     max_examples=20,
@@ -17,14 +17,6 @@ onchain_settings = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
-
-@contextmanager
-def _isolated(chain):
-    snapshot = chain.snapshot()
-    try:
-        yield
-    finally:
-        chain.restore(snapshot)
 
 
 @st.composite
@@ -75,7 +67,7 @@ def test_claims_pay_proven_funded_epochs(chain, build, deal_manager, usdc, provi
     deposit = reserve + case["extra_deposit"]
     rate = sum(prices) * cu_per_worker
 
-    with _isolated(chain):
+    with isolated(chain):
         clock.advance(1)
         deal_id, worker_ids = _place_workers(
             build, providers, signers, prices, cu_per_worker, case["cap"], deposit
@@ -97,11 +89,14 @@ def test_claims_pay_proven_funded_epochs(chain, build, deal_manager, usdc, provi
             claims.extend(events(receipt, deal_manager.WorkerClaimed))
 
         # Settlement charges whole epochs while the deposit covers the rate.
-        funded = min(deal_manager.getDeal(deal_id).settledEpoch - joined, deposit // rate)
+        # The first claim settles every epoch in one step, so the epochs after
+        # the funded ones form a single unfunded span.
+        settled = deal_manager.getDeal(deal_id).settledEpoch
+        funded = min(settled - joined, deposit // rate)
         charged_total = funded * rate
         assert charged_total <= deposit
-        spans = [(span.start, span.end) for span in deal_manager.fundedSpans(deal_id)]
-        assert spans == ([(joined, joined + funded)] if funded else [])
+        spans = [(span.start, span.end) for span in deal_manager.unfundedSpans(deal_id)]
+        assert spans == ([(joined + funded, settled)] if joined + funded < settled else [])
 
         # A claim covers offsets 0..epochs-1 from the join, and the first `funded` of them are funded.
         funded_in_claim = min(funded, epochs)
@@ -147,12 +142,12 @@ def test_settlement_charges_what_balance_covers(
     rate = sum(prices) * cu_per_worker
     deposit = max(prices) * cu_per_worker * len(prices) * MIN_DEPOSITED_EPOCHS
 
-    with _isolated(chain):
+    with isolated(chain):
         deal_id, _ = _place_workers(build, providers, signers, prices, cu_per_worker, max(prices), deposit)
         balance = deposit
         pending = 0
         settled = deal_manager.getDeal(deal_id).settledEpoch
-        funded_epochs = []
+        unfunded_epochs = []
         for advance, top_up in case["steps"]:
             if advance:
                 clock.advance(advance)
@@ -166,7 +161,7 @@ def test_settlement_charges_what_balance_covers(
                 assert (log.fromEpoch, log.toEpoch, log.fundedEpochs) == (settled, now, expected_funded)
                 assert log.charged == expected_funded * rate
                 assert log.charged <= balance
-                funded_epochs.extend(range(settled, settled + expected_funded))
+                unfunded_epochs.extend(range(settled + expected_funded, now))
                 balance -= log.charged
                 pending += log.charged
                 settled = now
@@ -177,7 +172,9 @@ def test_settlement_charges_what_balance_covers(
             deal = deal_manager.getDeal(deal_id)
             assert (deal.balance, deal.pending, deal.settledEpoch) == (balance, pending, settled)
 
-        covered = [
-            epoch for span in deal_manager.fundedSpans(deal_id) for epoch in range(span.start, span.end)
-        ]
-        assert covered == funded_epochs
+        spans = [(span.start, span.end) for span in deal_manager.unfundedSpans(deal_id)]
+        uncovered = [epoch for span_start, span_end in spans for epoch in range(span_start, span_end)]
+        assert uncovered == unfunded_epochs
+        # Spans are non-empty, sorted, and never touch, because contiguous ones are merged.
+        assert all(span_start < span_end for span_start, span_end in spans)
+        assert all(earlier[1] < later[0] for earlier, later in pairwise(spans))

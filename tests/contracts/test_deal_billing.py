@@ -1,6 +1,7 @@
 """DealManager settlement, status, deposit, withdraw, setAppCid, stopDeal and exitWorker."""
 
 import ape
+import pytest
 
 from contract_helpers import (
     MIN_DEPOSITED_EPOCHS,
@@ -15,10 +16,12 @@ WORKER_RATE = 2 * PRICE
 """Rate of one worker with the default 2 CUs per worker at the default price."""
 RESERVE = PRICE * 2 * 2 * MIN_DEPOSITED_EPOCHS
 """Reserve of a default deal: cap x 2 CUs x 2 target workers x 2 epochs."""
+APP_CID = b"\x01\x55\x12\x20" + b"\x07" * 32
+"""A valid appCid for setAppCid: CIDv1, raw codec, sha2-256 digest of 32 bytes."""
 
 
-def _spans(deal_manager, deal_id):
-    return [(span.start, span.end) for span in deal_manager.fundedSpans(deal_id)]
+def _unfunded(deal_manager, deal_id):
+    return [(span.start, span.end) for span in deal_manager.unfundedSpans(deal_id)]
 
 
 # ------------------------------------------------------------------ settlement
@@ -38,19 +41,22 @@ def test_settle_charges_rate_per_epoch(build, deal_manager, provider, developer,
     assert deal.balance == 100 * USDC - 3 * WORKER_RATE + 1
     assert deal.pending == 3 * WORKER_RATE
     assert deal.settledEpoch == start + 3
-    assert _spans(deal_manager, deal_id) == [(start, start + 3)]
+    assert _unfunded(deal_manager, deal_id) == []
+    assert deal_manager.fundedUntilEpoch(deal_id) == start + 3 + deal.balance // WORKER_RATE
 
 
 def test_settle_merges_contiguous_spans(build, deal_manager, provider, developer, clock):
-    deal_id, _, _ = build.matched_deal(provider)
+    # The reserve pays four epochs of one worker, and a top-up of 1 pays none.
+    deal_id, _, _ = build.matched_deal(provider, deposit=RESERVE)
     start = deal_manager.getDeal(deal_id).settledEpoch
 
-    clock.advance(1)
+    clock.advance(5)
     deal_manager.deposit(deal_id, 1, sender=developer)
+    assert _unfunded(deal_manager, deal_id) == [(start + 4, start + 5)]
     clock.advance(2)
     deal_manager.deposit(deal_id, 1, sender=developer)
 
-    assert _spans(deal_manager, deal_id) == [(start, start + 3)]
+    assert _unfunded(deal_manager, deal_id) == [(start + 4, start + 7)]
 
 
 def test_settle_is_idempotent_within_epoch(build, deal_manager, provider, developer, clock):
@@ -71,6 +77,7 @@ def test_settle_skips_unfunded_epochs_for_good(build, deal_manager, provider, de
     clock.advance(6)
     assert deal_manager.dealStatus(deal_id) == Status.INSUFFICIENT_FUNDS
     assert deal_manager.dealBalance(deal_id) == 0
+    assert deal_manager.fundedUntilEpoch(deal_id) == start + 6
 
     receipt = deal_manager.deposit(deal_id, 2 * WORKER_RATE, sender=developer)
 
@@ -78,12 +85,20 @@ def test_settle_skips_unfunded_epochs_for_good(build, deal_manager, provider, de
     assert (settled.fromEpoch, settled.toEpoch, settled.fundedEpochs) == (start, start + 6, 4)
     assert settled.charged == 4 * WORKER_RATE
     assert deal_manager.getDeal(deal_id).balance == 2 * WORKER_RATE
+    assert _unfunded(deal_manager, deal_id) == [(start + 4, start + 6)]
 
     # The top-up funds epochs from the current one on, never the two missed ones.
+    assert deal_manager.fundedUntilEpoch(deal_id) == start + 8
     clock.advance(1)
     deal_manager.deposit(deal_id, 1, sender=developer)
-    assert _spans(deal_manager, deal_id) == [(start, start + 4), (start + 6, start + 7)]
+    assert _unfunded(deal_manager, deal_id) == [(start + 4, start + 6)]
     assert deal_manager.getDeal(deal_id).pending == 5 * WORKER_RATE
+
+    # The balance left, one epoch's rate plus 1, pays epoch start + 7 only.
+    clock.advance(3)
+    deal_manager.deposit(deal_id, 1, sender=developer)
+    assert _unfunded(deal_manager, deal_id) == [(start + 4, start + 6), (start + 8, start + 10)]
+    assert deal_manager.getDeal(deal_id).pending == 6 * WORKER_RATE
 
 
 def test_settle_without_workers_charges_nothing(build, deal_manager, developer, clock):
@@ -95,8 +110,10 @@ def test_settle_without_workers_charges_nothing(build, deal_manager, developer, 
 
     [settled] = events(receipt, deal_manager.DealSettled)
     assert (settled.fromEpoch, settled.toEpoch, settled.fundedEpochs, settled.charged) == (start, start + 2, 0, 0)
-    assert _spans(deal_manager, deal_id) == []
+    # Epochs without billed workers are neither charged nor unfunded.
+    assert _unfunded(deal_manager, deal_id) == []
     assert deal_manager.getDeal(deal_id).settledEpoch == start + 2
+    assert deal_manager.fundedUntilEpoch(deal_id) == UINT64_MAX
 
 
 def test_settle_stops_at_end_epoch(build, deal_manager, provider, developer, clock):
@@ -174,6 +191,14 @@ def test_deposit_rejects_ended_deal(build, deal_manager, developer, clock):
 
     with ape.reverts(deal_manager.DealEnded, dealId=deal_id):
         deal_manager.deposit(deal_id, 1, sender=developer)
+
+
+def test_deposit_rejects_balance_over_uint128(build, deal_manager, stranger):
+    deal_id = build.deal()
+    balance = deal_manager.getDeal(deal_id).balance
+
+    with ape.reverts(deal_manager.DealInvalidParams, field="amount"):
+        deal_manager.deposit(deal_id, 2**128 - balance, sender=stranger)
 
 
 def test_deposit_rejects_unknown_deal(deal_manager, developer):
@@ -265,27 +290,38 @@ def test_withdraw_rejects_zero(build, deal_manager, developer):
 
 def test_set_app_cid_changes_cid(build, deal_manager, developer):
     deal_id = build.deal()
-    new_cid = b"\x01\x55\x12\x20" + b"\x07" * 32
 
-    receipt = deal_manager.setAppCid(deal_id, new_cid, sender=developer)
+    receipt = deal_manager.setAppCid(deal_id, APP_CID, sender=developer)
 
-    assert deal_manager.getDeal(deal_id).appCid == new_cid
+    assert deal_manager.getDeal(deal_id).appCid == APP_CID
     [log] = events(receipt, deal_manager.DealAppCidChanged)
-    assert (log.dealId, log.appCid) == (deal_id, new_cid)
+    assert (log.dealId, log.appCid) == (deal_id, APP_CID)
 
 
-def test_set_app_cid_rejects_empty(build, deal_manager, developer):
+@pytest.mark.parametrize(
+    "app_cid",
+    [
+        b"",
+        APP_CID[:-1],
+        APP_CID + b"\x00",
+        b"\x00" + APP_CID[1:],
+        APP_CID[:2] + b"\x13" + APP_CID[3:],
+        APP_CID[:3] + b"\x1f" + APP_CID[4:],
+    ],
+    ids=["empty", "short", "long", "version", "hash-code", "digest-length"],
+)
+def test_set_app_cid_rejects_invalid_cid(build, deal_manager, developer, app_cid):
     deal_id = build.deal()
 
     with ape.reverts(deal_manager.DealInvalidParams, field="appCid"):
-        deal_manager.setAppCid(deal_id, b"", sender=developer)
+        deal_manager.setAppCid(deal_id, app_cid, sender=developer)
 
 
 def test_set_app_cid_rejects_non_owner(build, deal_manager, stranger):
     deal_id = build.deal()
 
     with ape.reverts(deal_manager.DealNotOwner, dealId=deal_id, caller=stranger.address):
-        deal_manager.setAppCid(deal_id, b"\x01", sender=stranger)
+        deal_manager.setAppCid(deal_id, APP_CID, sender=stranger)
 
 
 def test_set_app_cid_rejects_ended_deal(build, deal_manager, developer, clock):
@@ -293,7 +329,7 @@ def test_set_app_cid_rejects_ended_deal(build, deal_manager, developer, clock):
     clock.advance(1)
 
     with ape.reverts(deal_manager.DealEnded, dealId=deal_id):
-        deal_manager.setAppCid(deal_id, b"\x01", sender=developer)
+        deal_manager.setAppCid(deal_id, APP_CID, sender=developer)
 
 
 # -------------------------------------------------------------------- stopDeal

@@ -9,6 +9,7 @@ from contract_helpers import (
     PROOF_WINDOW_EPOCHS,
     USDC,
     events,
+    proof_batch_hash,
 )
 
 WORKER_RATE = 2 * PRICE
@@ -42,16 +43,29 @@ def test_submit_proof_stores_and_emits(deal_manager, matched, signers, clock):
     receipt = _prove(deal_manager, worker_id, joined, signers[0], calls=3, usage=1_000)
 
     proof = deal_manager.getEpochProof(worker_id, joined)
-    assert (proof.receiptsRoot, proof.calls, proof.usage) == (ROOT, 3, 1_000)
-    assert proof.submittedAt == receipt.timestamp
-    [log] = events(receipt, deal_manager.EpochProofSubmitted)
-    assert (log.workerId, log.epoch, log.receiptsRoot, log.calls, log.usage) == (worker_id, joined, ROOT, 3, 1_000)
+    assert proof.proven
+    # A SUBSCRIPTION deal does not record the reported usage.
+    assert proof.usage == 0
+    entry = (worker_id, joined, ROOT, 3, 1_000)
+    [log] = events(receipt, deal_manager.EpochProofsSubmitted)
+    assert log.signer == signers[0]
+    assert [tuple(logged) for logged in log.entries] == [entry]
+    assert bytes(log.batchHash) == proof_batch_hash([entry])
+    assert deal_manager.proofBatchSubmittedAt(log.batchHash) == receipt.timestamp
 
 
-def test_epoch_proof_empty_when_unproven(deal_manager, matched):
+def test_epoch_proof_empty_when_unproven(deal_manager, matched, signers, clock):
     _, worker_id, joined = matched
+    clock.advance(2)
+    _prove(deal_manager, worker_id, joined + 1, signers[0])
 
-    assert deal_manager.getEpochProof(worker_id, joined).submittedAt == 0
+    proof = deal_manager.getEpochProof(worker_id, joined)
+    assert not proof.proven
+    assert proof.usage == 0
+
+
+def test_proof_batch_unknown_hash_is_zero(deal_manager):
+    assert deal_manager.proofBatchSubmittedAt(b"\x42" * 32) == 0
 
 
 def test_get_epoch_proof_rejects_unknown_worker(deal_manager):
@@ -113,7 +127,7 @@ def test_submit_proof_accepts_last_window_epoch(deal_manager, matched, signers, 
 
     _prove(deal_manager, worker_id, joined, signers[0])
 
-    assert deal_manager.getEpochProof(worker_id, joined).submittedAt > 0
+    assert deal_manager.getEpochProof(worker_id, joined).proven
 
 
 def test_submit_proof_rejects_closed_window(deal_manager, matched, signers, clock):

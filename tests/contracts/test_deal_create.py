@@ -11,11 +11,15 @@ from contract_helpers import (
     UINT64_MAX,
     USDC,
     Access,
+    Billing,
     Status,
     events,
 )
 
 ZERO_ADDRESS = "0x" + "00" * 20
+UINT128_MAX = 2**128 - 1
+APP_CID = b"\x01\x55\x12\x20" + bytes(32)
+"""The deal_params default: CIDv1, raw codec (0x55), sha2-256 (0x12) digest of 32 (0x20) bytes."""
 
 
 # ----------------------------------------------------------------- constructor
@@ -127,12 +131,15 @@ def test_create_deal_stores_fields(build, deal_manager, usdc, developer, provide
     assert deal_manager.dealCount() == 1
     deal = deal_manager.getDeal(deal_id)
     assert deal.owner == developer
+    assert deal.appCid == APP_CID
     assert deal.paymentToken == usdc
     assert deal.maxPricePerCuPerEpoch == PRICE
     assert (deal.cuPerWorker, deal.minWorkers, deal.targetWorkers, deal.maxWorkersPerProvider) == (2, 2, 3, 2)
     assert list(deal.regions) == [276, 250]
     assert (deal.minTier, deal.minSlaBps, deal.accessMode) == (2, 9_900, Access.DENY_LIST)
     assert list(deal.providers) == [providers[2].address]
+    assert deal.billingMode == Billing.SUBSCRIPTION
+    assert (deal.usagePricePerMegafuel, deal.maxUsagePerWorkerEpoch) == (0, 0)
     assert (deal.startEpoch, deal.settledEpoch, deal.endEpoch) == (epoch, epoch, UINT64_MAX)
     assert not deal.stopped
     assert (deal.activeWorkers, deal.ratePerEpoch, deal.balance, deal.pending) == (0, 0, 200 * USDC, 0)
@@ -169,7 +176,18 @@ def test_create_deal_ids_increase(build):
     ("override", "field"),
     [
         ({"appCid": b""}, "appCid"),
+        ({"appCid": APP_CID[:-1]}, "appCid"),
+        ({"appCid": APP_CID + b"\x00"}, "appCid"),
+        ({"appCid": b"\x00" + APP_CID[1:]}, "appCid"),
+        ({"appCid": APP_CID[:2] + b"\x13" + APP_CID[3:]}, "appCid"),
+        ({"appCid": APP_CID[:3] + b"\x1f" + APP_CID[4:]}, "appCid"),
         ({"maxPricePerCuPerEpoch": 0}, "maxPricePerCuPerEpoch"),
+        ({"maxPricePerCuPerEpoch": UINT64_MAX + 1}, "maxPricePerCuPerEpoch"),
+        ({"deposit": UINT128_MAX + 1}, "deposit"),
+        (
+            {"billingMode": Billing.USAGE, "usagePricePerMegafuel": UINT64_MAX + 1, "maxUsagePerWorkerEpoch": 1},
+            "usagePricePerMegafuel",
+        ),
         ({"cuPerWorker": 0}, "cuPerWorker"),
         ({"minWorkers": 0}, "minWorkers"),
         ({"minWorkers": 3, "targetWorkers": 2}, "targetWorkers"),
@@ -212,11 +230,41 @@ def test_create_deal_rejects_token_not_accepted(build, deal_manager, developer, 
         deal_manager.createDeal(params, sender=developer)
 
 
-def test_create_deal_rejects_usage_billing(build, deal_manager, developer):
-    params = build.deal_params(billingMode=1)
+def test_create_deal_accepts_any_cid_codec(build, deal_manager):
+    dag_pb_cid = b"\x01\x70\x12\x20" + b"\x09" * 32
 
-    with ape.reverts(deal_manager.DealBillingModeNotSupported, mode=1):
-        deal_manager.createDeal(params, sender=developer)
+    deal_id = build.deal(appCid=dag_pb_cid)
+
+    assert deal_manager.getDeal(deal_id).appCid == dag_pb_cid
+
+
+def test_create_deal_accepts_amount_limits(build, deal_manager, usdc, admin, developer):
+    usdc.mint(developer, UINT64_MAX * 2 * 2, sender=admin)
+
+    deal_id = build.deal(maxPricePerCuPerEpoch=UINT64_MAX, durationEpochs=1, deposit=UINT64_MAX * 2 * 2)
+
+    deal = deal_manager.getDeal(deal_id)
+    assert deal.maxPricePerCuPerEpoch == UINT64_MAX
+    assert deal_manager.reserveOf(deal_id) == UINT64_MAX * 2 * 2
+
+
+def test_create_deal_accepts_usage_billing(build, deal_manager):
+    # A USAGE deal may leave the base price cap at 0. Its reserve per worker and
+    # epoch is floor(1_500_000 fuel x 3 base units per 10**6 fuel) = 4, times
+    # 2 target workers and MIN_DEPOSITED_EPOCHS epochs.
+    deal_id = build.deal(
+        billingMode=Billing.USAGE,
+        maxPricePerCuPerEpoch=0,
+        usagePricePerMegafuel=3,
+        maxUsagePerWorkerEpoch=1_500_000,
+        deposit=100,
+    )
+
+    deal = deal_manager.getDeal(deal_id)
+    assert deal.billingMode == Billing.USAGE
+    assert deal.maxPricePerCuPerEpoch == 0
+    assert (deal.usagePricePerMegafuel, deal.maxUsagePerWorkerEpoch) == (3, 1_500_000)
+    assert deal_manager.reserveOf(deal_id) == 4 * 2 * MIN_DEPOSITED_EPOCHS
 
 
 def test_create_deal_rejects_deposit_below_reserve(build, deal_manager, developer):
@@ -263,7 +311,8 @@ def test_get_deal_rejects_unknown_id(deal_manager):
 
 
 @pytest.mark.parametrize(
-    "view", ["dealStatus", "dealBalance", "withdrawable", "reserveOf", "dealWorkerIds", "fundedSpans"]
+    "view",
+    ["dealStatus", "dealBalance", "fundedUntilEpoch", "withdrawable", "reserveOf", "dealWorkerIds", "unfundedSpans"],
 )
 def test_deal_views_reject_unknown_id(deal_manager, view):
     with ape.reverts(deal_manager.DealNotFound, dealId=7):

@@ -26,6 +26,7 @@ def test_match_deal_places_worker(build, deal_manager, market, provider, clock):
     assert (worker.pricePerCuPerEpoch, worker.cus) == (PRICE, 3)
     assert (worker.joinedEpoch, worker.leftEpoch, worker.claimedUntilEpoch) == (epoch, UINT64_MAX, epoch)
     assert worker.active
+    assert deal_manager.workerEpochRate(worker_id) == 3 * PRICE
     deal = deal_manager.getDeal(deal_id)
     assert deal.activeWorkers == 1
     assert deal.ratePerEpoch == 3 * PRICE

@@ -1,11 +1,16 @@
-"""Hypothesis state machine over random deal life cycles against a Python model.
+"""Hypothesis state machine over random market histories against a Python model.
 
-The model re-implements settlement, matching, claims and reserves. Every rule
-compares the contract's events and storage with the model. After every step
-the invariants check that:
+The rules mix every user action: developers create, top up, withdraw from
+and stop SUBSCRIPTION and USAGE deals (anyone may top up); the matcher places
+workers; providers change prices, pause offers, resize peers, unstake, take
+workers out, prove epochs (alone or in batches) and claim; a slasher slashes;
+time passes. The model re-implements settlement, matching, claims, reserves
+and stake. Every rule compares the contract's events and storage with the
+model. After every step the invariants check that:
 
 1. the DealManager's USDC balance equals the deal balances, pending amounts
-   and unwithdrawn earnings together;
+   and unwithdrawn earnings together, and the Market's FLT balance equals the
+   stakes, unbonding amounts, slash rewards and treasury together;
 2. no (worker, epoch) is paid without an accepted proof or paid twice;
 3. a settled epoch is charged exactly the rates of the workers in the deal in
    that epoch, so nothing before a join, after a leave or after the end;
@@ -14,6 +19,7 @@ the invariants check that:
 5. each peer's free CUs plus the CUs of its active workers equal its total.
 """
 
+import os
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -29,7 +35,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from contract_helpers import MIN_DEPOSITED_EPOCHS, PROOF_WINDOW_EPOCHS, UINT64_MAX, Skip, events
+from contract_helpers import COLLATERAL_PER_CU, FLT, MIN_DEPOSITED_EPOCHS, PROOF_WINDOW_EPOCHS, UINT64_MAX, Skip, events
+
+# `make test` runs a short budget; `make fuzz` sets a long one through these variables.
+MAX_EXAMPLES = int(os.environ.get("CLOUDLESS_FUZZ_EXAMPLES", "15"))
+STEPS_PER_EXAMPLE = int(os.environ.get("CLOUDLESS_FUZZ_STEPS", "25"))
+ZERO_ADDRESS = "0x" + "00" * 20
+FUEL_PER_MEGAFUEL = 1_000_000
 
 MAX_DEALS = 3
 UNKNOWN_PEER_ID = 999
@@ -48,17 +60,30 @@ DEAL_TERMS = st.tuples(
     st.sampled_from([0, 2, 4, 8]),  # duration in epochs, 0 = open-ended
     st.sampled_from([90, 150, 250]),  # price cap
     st.integers(min_value=0, max_value=2_000),  # deposit above the reserve
+    # USAGE terms (usage price per 10**6 fuel, fuel cap per worker epoch), or None for SUBSCRIPTION
+    st.one_of(st.none(), st.tuples(st.sampled_from([1_000, 50_000]), st.sampled_from([1_000_000, 3_000_000]))),
 )
+PRICES = st.sampled_from([50, 80, 100, 150, 200, 300])
+SLASH_AMOUNTS = st.sampled_from([1 * FLT, 5_000 * FLT, 9_995 * FLT, 20_000 * FLT])
 
 
 @dataclass
 class PeerModel:
     peer_id: int
+    offer_id: int
     provider: str
     signer: object
     total_cus: int
     price: int
     free_cus: int
+    paused: bool = False
+
+
+@dataclass
+class ProviderModel:
+    account: object
+    stake: int
+    unbonding: int = 0
 
 
 @dataclass
@@ -71,12 +96,17 @@ class WorkerModel:
     cus: int
     joined: int
     left: int = UINT64_MAX
+    usage_reserve: int = 0
     claimed_until: int = 0
     active: bool = True
 
     @property
-    def rate(self) -> int:
+    def base_rate(self) -> int:
         return self.price * self.cus
+
+    @property
+    def rate(self) -> int:
+        return self.base_rate + self.usage_reserve
 
 
 @dataclass
@@ -89,11 +119,20 @@ class DealModel:
     end: int
     settled: int
     balance: int
+    usage_price: int = 0
+    usage_cap: int = 0
     stopped: bool = False
     pending: int = 0
     rate: int = 0
     workers: list = field(default_factory=list)
     funded: set = field(default_factory=set)
+
+    @property
+    def usage_reserve(self) -> int:
+        return self.usage_cap * self.usage_price // FUEL_PER_MEGAFUEL
+
+    def usage_charge(self, fuel: int) -> int:
+        return min(fuel, self.usage_cap) * self.usage_price // FUEL_PER_MEGAFUEL
 
     def active_workers(self) -> list:
         return [worker for worker in self.workers if worker.active]
@@ -150,22 +189,27 @@ class RawRpc:
 class Environment:
     """Contracts, accounts and peers shared by every example of one test run."""
 
-    def __init__(self, chain, clock, build, deal_manager, market, usdc, developer, providers, signers):
-        self.reader = RawRpc(chain.provider.web3)
-        self.chain = chain
-        self.clock = clock
-        self.build = build
-        self.deal_manager = deal_manager
-        self.market = market
-        self.usdc = usdc
-        self.developer = developer
-        self.providers = providers
+    def __init__(self, fixtures: SimpleNamespace):
+        self.reader = RawRpc(fixtures.chain.provider.web3)
+        self.chain = fixtures.chain
+        self.clock = fixtures.clock
+        self.build = fixtures.build
+        self.deal_manager = fixtures.deal_manager
+        self.market = fixtures.market
+        self.usdc = fixtures.usdc
+        self.flt = fixtures.flt
+        self.admin = fixtures.admin
+        self.developer = fixtures.developer
+        self.stranger = fixtures.stranger
+        self.providers = fixtures.providers
         self.peers = []
         for index, (provider_index, cus, price) in enumerate(PEER_LAYOUT):
-            _, [peer_id] = build.offer(
-                providers[provider_index], cus=(cus,), price=price, signers=[signers[index].address]
+            offer_id, [peer_id] = self.build.offer(
+                self.providers[provider_index], cus=(cus,), price=price, signers=[fixtures.signers[index].address]
             )
-            self.peers.append((peer_id, providers[provider_index], signers[index], cus, price))
+            self.peers.append((peer_id, offer_id, self.providers[provider_index], fixtures.signers[index], cus, price))
+        # The admin slashes in the `slash` rule; in production the challenge logic does.
+        self.market.setSlasher(self.admin, True, sender=self.admin)
 
 
 class DealMachine(RuleBasedStateMachine):
@@ -179,9 +223,16 @@ class DealMachine(RuleBasedStateMachine):
         self.deals = {}
         self.workers = {}
         self.peers = [
-            PeerModel(peer_id, provider.address, signer, cus, price, cus)
-            for peer_id, provider, signer, cus, price in self.env.peers
+            PeerModel(peer_id, offer_id, provider.address, signer, cus, price, cus)
+            for peer_id, offer_id, provider, signer, cus, price in self.env.peers
         ]
+        self.providers = {
+            account.address: ProviderModel(account, self.env.market.getProvider(account).stake)
+            for account in self.env.providers
+        }
+        self.slash_rewards = 0
+        self.treasury = 0
+        self.usage = {}  # (worker id, epoch) -> reported fuel
         self.proofs = set()
         self.paid = set()
         self.earnings = {provider.address: 0 for provider in self.env.providers}
@@ -233,6 +284,10 @@ class DealMachine(RuleBasedStateMachine):
             assert logs == []
             return
         [log] = logs
+        self.apply_settle_log(deal, now, log)
+
+    def apply_settle_log(self, deal: DealModel, now: int, log) -> None:
+        expected = self.preview_settle(deal, now)
         assert (log.fromEpoch, log.toEpoch, log.fundedEpochs, log.charged) == expected
         from_epoch, to_epoch, funded, charged = expected
         assert charged <= deal.balance
@@ -252,7 +307,12 @@ class DealMachine(RuleBasedStateMachine):
             return 0
         if deal.stopped:
             return deal.rate * (deal.end - settled)
-        return deal.cap * deal.cu_per_worker * deal.target * min(MIN_DEPOSITED_EPOCHS, deal.end - now)
+        worker_rate = deal.cap * deal.cu_per_worker + deal.usage_reserve
+        return worker_rate * deal.target * min(MIN_DEPOSITED_EPOCHS, deal.end - now)
+
+    def stake_covered(self, address: str) -> bool:
+        total_cus = sum(peer.total_cus for peer in self.peers if peer.provider == address)
+        return self.providers[address].stake >= COLLATERAL_PER_CU * total_cus
 
     def predict_candidates(self, deal: DealModel, balance: int, peer_indexes: list) -> list:
         """Return the SkipReason of each candidate, counting the workers placed before it."""
@@ -267,7 +327,7 @@ class DealMachine(RuleBasedStateMachine):
                 peer = self.peers[index]
                 active.append((peer, peer.provider))
                 free_cus[id(peer)] -= deal.cu_per_worker
-                rate += peer.price * deal.cu_per_worker
+                rate += peer.price * deal.cu_per_worker + deal.usage_reserve
         return reasons
 
     def _skip_reason(self, deal, balance, rate, active, free_cus, index) -> int:
@@ -276,6 +336,8 @@ class DealMachine(RuleBasedStateMachine):
         if index >= len(self.peers):
             return Skip.PEER_NOT_FOUND
         peer = self.peers[index]
+        if peer.paused:
+            return Skip.OFFER_PAUSED
         if peer.price > deal.cap:
             return Skip.PRICE_ABOVE_CAP
         if free_cus[id(peer)] < deal.cu_per_worker:
@@ -284,7 +346,9 @@ class DealMachine(RuleBasedStateMachine):
             return Skip.PEER_ALREADY_IN_DEAL
         if sum(1 for _, provider in active if provider == peer.provider) >= deal.max_per_provider:
             return Skip.PROVIDER_LIMIT
-        if balance < rate + peer.price * deal.cu_per_worker:
+        if not self.stake_covered(peer.provider):
+            return Skip.INSUFFICIENT_STAKE
+        if balance < rate + peer.price * deal.cu_per_worker + deal.usage_reserve:
             return Skip.INSUFFICIENT_FUNDS
         return Skip.NONE
 
@@ -294,9 +358,10 @@ class DealMachine(RuleBasedStateMachine):
         worker.active = False
         worker.peer.free_cus += worker.cus
 
-    def expect_revert(self, method_name, arguments, error_name, sender=None) -> None:
-        handler = getattr(self.dm, method_name)
-        error = getattr(self.dm, error_name)
+    def expect_revert(self, method_name, arguments, error_name, sender=None, contract=None) -> None:
+        contract = contract or self.dm
+        handler = getattr(contract, method_name)
+        error = getattr(contract, error_name)
         self.env.reader.assert_reverts(handler, arguments, sender or self.env.developer, error)
 
     @staticmethod
@@ -315,9 +380,11 @@ class DealMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.deals) < MAX_DEALS)
     @rule(terms=DEAL_TERMS)
     def create_deal(self, terms):
-        target_workers, cu_per_worker, max_per_provider, duration, cap, extra = terms
+        target_workers, cu_per_worker, max_per_provider, duration, cap, extra, usage = terms
+        usage_price, usage_cap = usage or (0, 0)
         epochs = min(MIN_DEPOSITED_EPOCHS, duration) if duration else MIN_DEPOSITED_EPOCHS
-        deposit = cap * cu_per_worker * target_workers * epochs + extra
+        worker_rate = cap * cu_per_worker + usage_cap * usage_price // FUEL_PER_MEGAFUEL
+        deposit = worker_rate * target_workers * epochs + extra
         now = self.epoch
 
         deal_id = self.env.build.deal(
@@ -327,25 +394,29 @@ class DealMachine(RuleBasedStateMachine):
             targetWorkers=target_workers,
             maxWorkersPerProvider=max_per_provider,
             durationEpochs=duration,
+            billingMode=1 if usage else 0,
+            usagePricePerMegafuel=usage_price,
+            maxUsagePerWorkerEpoch=usage_cap,
             deposit=deposit,
         )
 
         end = now + duration if duration else UINT64_MAX
         self.deals[deal_id] = DealModel(
-            deal_id, cap, cu_per_worker, target_workers, max_per_provider, end, now, deposit
+            deal_id, cap, cu_per_worker, target_workers, max_per_provider, end, now, deposit, usage_price, usage_cap
         )
         assert self.dm.getDeal(deal_id).endEpoch == end
 
     @precondition(lambda self: self.deals)
-    @rule(data=st.data(), amount=st.integers(min_value=1, max_value=3_000))
-    def deposit(self, data, amount):
+    @rule(data=st.data(), amount=st.integers(min_value=1, max_value=3_000), by_stranger=st.booleans())
+    def deposit(self, data, amount, by_stranger):
         deal = self.deals[data.draw(st.sampled_from(sorted(self.deals)))]
+        sender = self.env.stranger if by_stranger else self.env.developer
         now = self.epoch
 
         if self.has_ended(deal, now):
-            self.expect_revert("deposit", [deal.deal_id, amount], "DealEnded")
+            self.expect_revert("deposit", [deal.deal_id, amount], "DealEnded", sender=sender)
             return
-        receipt = self.dm.deposit(deal.deal_id, amount, sender=self.env.developer)
+        receipt = self.dm.deposit(deal.deal_id, amount, sender=sender)
 
         self.apply_settle(deal, now, receipt)
         deal.balance += amount
@@ -384,7 +455,15 @@ class DealMachine(RuleBasedStateMachine):
             peer = self.peers[index]
             assert (log.pricePerCuPerEpoch, log.cus, log.joinedEpoch) == (peer.price, deal.cu_per_worker, now)
             worker = WorkerModel(
-                log.workerId, deal.deal_id, peer, peer.provider, peer.price, deal.cu_per_worker, now, claimed_until=now
+                log.workerId,
+                deal.deal_id,
+                peer,
+                peer.provider,
+                peer.price,
+                deal.cu_per_worker,
+                now,
+                usage_reserve=deal.usage_reserve,
+                claimed_until=now,
             )
             deal.workers.append(worker)
             self.workers[log.workerId] = worker
@@ -420,9 +499,7 @@ class DealMachine(RuleBasedStateMachine):
         pairs = self.provable()
         if pairs:
             for worker_id, epoch in data.draw(st.lists(st.sampled_from(pairs), unique=True, max_size=3)):
-                signer = self.workers[worker_id].peer.signer
-                self.dm.submitEpochProof(worker_id, epoch, b"\x04" * 32, 1, 1, sender=signer)
-                self.proofs.add((worker_id, epoch))
+                self.submit_proofs([(worker_id, epoch, 1)])
         # Providers claim some of the epochs whose proof window closed.
         claimable = self.claimable()
         if claimable:
@@ -431,17 +508,41 @@ class DealMachine(RuleBasedStateMachine):
                 self.claim_worker(worker, self.max_claim_epoch(worker))
 
     @precondition(lambda self: self.provable())
-    @rule(data=st.data(), submit_twice=st.sampled_from([False, False, False, True]))
-    def prove(self, data, submit_twice):
+    @rule(
+        data=st.data(),
+        submit_twice=st.sampled_from([False, False, False, True]),
+        fuel=st.integers(min_value=0, max_value=4_000_000),
+    )
+    def prove(self, data, submit_twice, fuel):
+        """Prove one or more epochs of one peer's workers in one batch, with random metered fuel."""
         worker_id, epoch = data.draw(st.sampled_from(self.provable()))
         signer = self.workers[worker_id].peer.signer
+        same_signer = [pair for pair in self.provable() if self.workers[pair[0]].peer.signer == signer]
+        extra = data.draw(st.lists(st.sampled_from(same_signer), unique=True, max_size=3))
+        pairs = [(worker_id, epoch)] + [pair for pair in extra if pair != (worker_id, epoch)]
 
-        self.dm.submitEpochProof(worker_id, epoch, b"\x02" * 32, 1, 1, sender=signer)
+        self.submit_proofs([(worker, at, fuel) for worker, at in pairs])
 
-        self.proofs.add((worker_id, epoch))
         if submit_twice:
             arguments = [worker_id, epoch, b"\x03" * 32, 2, 2]
             self.expect_revert("submitEpochProof", arguments, "DealProofAlreadySubmitted", sender=signer)
+
+    def submit_proofs(self, entries) -> None:
+        """Send (worker id, epoch, fuel) entries of one signer as one batch and check the batch log."""
+        signer = self.workers[entries[0][0]].peer.signer
+        batch = [(worker_id, epoch, b"\x02" * 32, 1, fuel) for worker_id, epoch, fuel in entries]
+
+        receipt = self.dm.submitEpochProofs(batch, sender=signer)
+
+        [log] = events(receipt, self.dm.EpochProofsSubmitted)
+        # Entries decode as tuples: (workerId, epoch, receiptsRoot, calls, usage).
+        assert [(entry[0], entry[1], entry[4]) for entry in log.entries] == [
+            (worker_id, epoch, fuel) for worker_id, epoch, fuel in entries
+        ]
+        assert self.dm.proofBatchSubmittedAt(log.batchHash) > 0
+        for worker_id, epoch, fuel in entries:
+            self.proofs.add((worker_id, epoch))
+            self.usage[(worker_id, epoch)] = fuel
 
     @precondition(lambda self: self.claimable())
     @rule(data=st.data())
@@ -460,20 +561,27 @@ class DealMachine(RuleBasedStateMachine):
         receipt = self.dm.claim(worker.worker_id, to_epoch, sender=worker.provider)
 
         self.apply_settle(deal, now, receipt)
-        epochs = range(worker.claimed_until, to_epoch)
-        paid_epochs = [e for e in epochs if e in deal.funded and (worker.worker_id, e) in self.proofs]
-        returned_epochs = [e for e in epochs if e in deal.funded and (worker.worker_id, e) not in self.proofs]
         [log] = events(receipt, self.dm.WorkerClaimed)
+        self.check_claim(worker, to_epoch, log)
+        self.earnings[worker.provider] += log.paid
+
+    def check_claim(self, worker: WorkerModel, to_epoch: int, log) -> None:
+        """Check a WorkerClaimed log against the model's proofs, fuel and funded epochs, and book it."""
+        deal = self.deals[worker.deal_id]
+        epochs = range(worker.claimed_until, to_epoch)
+        funded = [e for e in epochs if e in deal.funded]
+        paid_epochs = [e for e in funded if (worker.worker_id, e) in self.proofs]
+        usage_earned = sum(deal.usage_charge(self.usage[(worker.worker_id, e)]) for e in paid_epochs)
+        expected_paid = len(paid_epochs) * worker.base_rate + usage_earned
         assert (log.fromEpoch, log.toEpoch, log.provenEpochs) == (worker.claimed_until, to_epoch, len(paid_epochs))
-        assert log.paid == len(paid_epochs) * worker.rate
-        assert log.returned == len(returned_epochs) * worker.rate
+        assert log.paid == expected_paid
+        assert log.returned == len(funded) * worker.rate - expected_paid
         for epoch in paid_epochs:
             # Invariant 2: paid only with an accepted proof, and only once.
             assert (worker.worker_id, epoch) not in self.paid
             self.paid.add((worker.worker_id, epoch))
         deal.pending -= log.paid + log.returned
         deal.balance += log.returned
-        self.earnings[worker.provider] += log.paid
         worker.claimed_until = to_epoch
 
     @precondition(lambda self: self.deals)
@@ -535,6 +643,110 @@ class DealMachine(RuleBasedStateMachine):
         left = sorted((log.workerId, log.leftEpoch) for log in events(receipt, self.dm.WorkerLeft))
         assert left == sorted((worker.worker_id, deal.end) for worker in released)
 
+    @precondition(lambda self: self.claimable())
+    @rule(data=st.data())
+    def claim_and_withdraw(self, data):
+        """A provider claims several of its workers, some maybe with nothing due, and is paid at once."""
+        first = self.workers[data.draw(st.sampled_from(self.claimable()))]
+        provider = self.providers[first.provider].account
+        own = sorted(w.worker_id for w in self.workers.values() if w.provider == first.provider)
+        worker_ids = data.draw(st.lists(st.sampled_from(own), unique=True, max_size=3))
+        worker_ids = [first.worker_id] + [worker_id for worker_id in worker_ids if worker_id != first.worker_id]
+        wallet = self.env.usdc.balanceOf(provider)
+        due = {worker_id: self.max_claim_epoch(self.workers[worker_id]) for worker_id in worker_ids}
+        now = self.epoch
+
+        receipt = self.dm.claimAndWithdraw(worker_ids, sender=provider)
+
+        for worker_id in worker_ids:
+            # Settlement happens once per deal, at the first of its workers.
+            deal = self.deals[self.workers[worker_id].deal_id]
+            settle_logs = [log for log in events(receipt, self.dm.DealSettled) if log.dealId == deal.deal_id]
+            if settle_logs and deal.settled < settle_logs[0].toEpoch:
+                self.apply_settle_log(deal, now, settle_logs[0])
+        claims = {log.workerId: log for log in events(receipt, self.dm.WorkerClaimed)}
+        expected = [worker_id for worker_id in worker_ids if due[worker_id] > self.workers[worker_id].claimed_until]
+        assert sorted(claims) == sorted(expected)
+        for worker_id in expected:
+            self.check_claim(self.workers[worker_id], due[worker_id], claims[worker_id])
+        paid = sum(log.paid for log in claims.values())
+        assert self.env.usdc.balanceOf(provider) == wallet + paid
+
+    @rule(data=st.data(), price=PRICES)
+    def set_price(self, data, price):
+        """A new price applies to new matches only: workers keep the price they were matched at."""
+        peer = data.draw(st.sampled_from(self.peers))
+        provider = self.providers[peer.provider].account
+
+        self.env.market.setOfferPrice(peer.offer_id, price, sender=provider)
+
+        peer.price = price
+
+    @rule(data=st.data())
+    def toggle_pause(self, data):
+        peer = data.draw(st.sampled_from(self.peers))
+        provider = self.providers[peer.provider].account
+
+        self.env.market.setOfferPaused(peer.offer_id, not peer.paused, sender=provider)
+
+        peer.paused = not peer.paused
+
+    @rule(data=st.data(), total_cus=st.integers(min_value=1, max_value=8))
+    def set_capacity(self, data, total_cus):
+        """Add or remove capacity; used CUs and the stake bound what is allowed."""
+        peer = data.draw(st.sampled_from(self.peers))
+        model = self.providers[peer.provider]
+        used = peer.total_cus - peer.free_cus
+        others = sum(p.total_cus for p in self.peers if p.provider == peer.provider and p is not peer)
+        required = COLLATERAL_PER_CU * (others + total_cus)
+        arguments = [peer.peer_id, total_cus]
+
+        if total_cus < used:
+            self.expect_revert("setPeerCapacity", arguments, "MarketCapacityInUse", model.account, self.env.market)
+            return
+        if total_cus > peer.total_cus and model.stake < required:
+            self.expect_revert("setPeerCapacity", arguments, "MarketInsufficientStake", model.account, self.env.market)
+            return
+        self.env.market.setPeerCapacity(peer.peer_id, total_cus, sender=model.account)
+
+        peer.free_cus = total_cus - used
+        peer.total_cus = total_cus
+
+    @rule(data=st.data(), amount=SLASH_AMOUNTS, with_reporter=st.booleans())
+    def slash(self, data, amount, with_reporter):
+        """Slashing takes stake, then unbonding FLT, and pays the reporter half."""
+        model = self.providers[data.draw(st.sampled_from(sorted(self.providers)))]
+        reporter = self.env.stranger.address if with_reporter else ZERO_ADDRESS
+        from_stake = min(amount, model.stake)
+        from_unbonding = min(amount - from_stake, model.unbonding)
+        slashed = from_stake + from_unbonding
+        if slashed == 0:
+            return
+
+        receipt = self.env.market.slash(model.account, amount, reporter, b"fuzz".ljust(32, b"\0"), sender=self.env.admin)
+
+        [log] = events(receipt, self.env.market.ProviderSlashed)
+        share = slashed // 2 if with_reporter else 0
+        assert (log.amount, log.reporterShare) == (slashed, share)
+        model.stake -= from_stake
+        model.unbonding -= from_unbonding
+        self.slash_rewards += share
+        self.treasury += slashed - share
+
+    @rule(data=st.data(), amount=st.sampled_from([1 * FLT, 1_000 * FLT, 9_990 * FLT]))
+    def request_unstake(self, data, amount):
+        """The stake left after an unstake request must still cover every offered CU."""
+        model = self.providers[data.draw(st.sampled_from(sorted(self.providers)))]
+        total_cus = sum(peer.total_cus for peer in self.peers if peer.provider == model.account.address)
+
+        if model.stake < COLLATERAL_PER_CU * total_cus + amount:
+            self.expect_revert("requestUnstake", [amount], "MarketInsufficientStake", model.account, self.env.market)
+            return
+        self.env.market.requestUnstake(amount, sender=model.account)
+
+        model.stake -= amount
+        model.unbonding += amount
+
     # ------------------------------------------------------------- invariants
 
     def read_chain(self):
@@ -555,6 +767,17 @@ class DealMachine(RuleBasedStateMachine):
         earnings = results[earnings_start : earnings_start + len(env.providers)]
         peers = results[earnings_start + len(env.providers) :]
         return token_balance, deals, earnings, peers
+
+    def read_stake(self):
+        """Return (Market FLT balance, stored providers, slash rewards of the reporter, treasury) in one batch."""
+        env = self.env
+        env.reader.add(env.flt, "balanceOf", env.market.address)
+        for account in env.providers:
+            env.reader.add(env.market, "getProvider", account.address)
+        env.reader.add(env.market, "slashRewards", env.stranger.address)
+        env.reader.add(env.market, "treasuryBalance")
+        results = env.reader.execute()
+        return results[0], results[1:-2], results[-2], results[-1]
 
     @invariant()
     def chain_matches_model(self):
@@ -581,18 +804,45 @@ class DealMachine(RuleBasedStateMachine):
         for peer, stored in zip(self.peers, peers, strict=True):
             active_cus = sum(w.cus for w in self.workers.values() if w.active and w.peer is peer)
             assert stored.freeCus + active_cus == stored.totalCus
-            assert stored.freeCus == peer.free_cus
+            assert (stored.freeCus, stored.totalCus) == (peer.free_cus, peer.total_cus)
+
+    @invariant()
+    def stake_matches_model(self):
+        flt_balance, providers, rewards, treasury = self.read_stake()
+
+        # Invariant 1 for FLT: every FLT wei in the Market is someone's stake,
+        # unbonding amount, slash reward or the treasury's.
+        assert flt_balance == sum(p.stake + p.unbonding for p in providers) + rewards + treasury
+        assert (rewards, treasury) == (self.slash_rewards, self.treasury)
+        for account, stored in zip(self.env.providers, providers, strict=True):
+            model = self.providers[account.address]
+            assert (stored.stake, stored.unbonding) == (model.stake, model.unbonding)
 
 
-def test_deal_state_machine(chain, clock, build, deal_manager, market, usdc, developer, providers, signers):
+def test_deal_state_machine(
+    chain, clock, build, deal_manager, market, usdc, flt, admin, developer, stranger, providers, signers
+):
     DealMachine.environment = Environment(
-        chain, clock, build, deal_manager, market, usdc, developer, providers, signers
+        SimpleNamespace(
+            chain=chain,
+            clock=clock,
+            build=build,
+            deal_manager=deal_manager,
+            market=market,
+            usdc=usdc,
+            flt=flt,
+            admin=admin,
+            developer=developer,
+            stranger=stranger,
+            providers=providers,
+            signers=signers,
+        )
     )
     run_state_machine_as_test(
         DealMachine,
         settings=settings(
-            max_examples=20,
-            stateful_step_count=25,
+            max_examples=MAX_EXAMPLES,
+            stateful_step_count=STEPS_PER_EXAMPLE,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),

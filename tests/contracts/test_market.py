@@ -227,7 +227,6 @@ def test_create_offer_stores_terms_and_peers(market, usdc, provider, signers):
     ("terms_change", "field"),
     [
         ({"token": ZERO_ADDRESS}, "paymentToken"),
-        ({"price": 0}, "pricePerCuPerEpoch"),
         ({"tier": 0}, "tier"),
         ({"tier": 5}, "tier"),
         ({"sla": 10_001}, "slaBps"),
@@ -239,6 +238,14 @@ def test_create_offer_rejects_invalid_terms(market, usdc, provider, signers, ter
 
     with ape.reverts(market.MarketInvalidOfferTerms, field=field):
         market.createOffer(terms, [(signers[0], 4)], sender=provider)
+
+
+def test_create_offer_accepts_zero_price(market, usdc, provider, signers):
+    # A free base rate, for USAGE deals that pay for metered fuel only.
+    receipt = market.createOffer(_terms(usdc, price=0), [(signers[0], 4)], sender=provider)
+
+    [created] = events(receipt, market.OfferCreated)
+    assert market.getOffer(created.offerId).terms.pricePerCuPerEpoch == 0
 
 
 def test_create_offer_rejects_no_peers(market, usdc, provider):
@@ -293,11 +300,14 @@ def test_set_offer_price_changes_price(build, market, provider):
     assert (log.offerId, log.pricePerCuPerEpoch) == (offer_id, 77)
 
 
-def test_set_offer_price_rejects_zero(build, market, provider):
+def test_set_offer_price_accepts_zero(build, market, provider):
     offer_id, _ = build.offer(provider)
 
-    with ape.reverts(market.MarketInvalidOfferTerms, field="pricePerCuPerEpoch"):
-        market.setOfferPrice(offer_id, 0, sender=provider)
+    receipt = market.setOfferPrice(offer_id, 0, sender=provider)
+
+    assert market.getOffer(offer_id).terms.pricePerCuPerEpoch == 0
+    [log] = events(receipt, market.OfferPriceChanged)
+    assert (log.offerId, log.pricePerCuPerEpoch) == (offer_id, 0)
 
 
 def test_set_offer_price_rejects_non_owner(build, market, providers):

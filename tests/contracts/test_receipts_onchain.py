@@ -1,7 +1,8 @@
 """Python receipt hashing, signing and Merkle proofs against the Solidity `ExecutionReceipts`.
 
-Run with `ape test`, which starts anvil and deploys `ReceiptsHarness`. Every
-contract call here is a view, so the tests leave no state behind.
+Run with `ape test`, which starts anvil. The `execution_receipts` fixture of
+conftest.py deploys the contract. Every contract call here is a view, so the
+tests leave no state behind.
 """
 
 from __future__ import annotations
@@ -94,18 +95,12 @@ def flip_bit(value: bytes, bit: int = 0) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def harness(accounts: Any, project: Any) -> Any:
-    # The `accounts` fixture of ape's pytest plugin is the list of local test accounts.
-    return project.ReceiptsHarness.deploy(sender=accounts[0])
+def domain(execution_receipts: Any, chain: Any) -> Domain:
+    return Domain(chain_id=chain.chain_id, verifying_contract=execution_receipts.address)
 
 
-@pytest.fixture(scope="module")
-def domain(harness: Any, chain: Any) -> Domain:
-    return Domain(chain_id=chain.chain_id, verifying_contract=harness.address)
-
-
-def test_contract_reports_domain(harness: Any, domain: Domain) -> None:
-    fields = harness.eip712Domain()
+def test_contract_reports_domain(execution_receipts: Any, domain: Domain) -> None:
+    fields = execution_receipts.eip712Domain()
 
     assert fields[1] == "Cloudless"
     assert fields[2] == "1"
@@ -115,16 +110,16 @@ def test_contract_reports_domain(harness: Any, domain: Domain) -> None:
 
 @onchain_settings
 @given(request=requests)
-def test_request_digest_matches_contract(harness: Any, domain: Domain, request: CallRequest) -> None:
-    on_chain = harness.hashCallRequest(request_struct(request))
+def test_request_digest_matches_contract(execution_receipts: Any, domain: Domain, request: CallRequest) -> None:
+    on_chain = execution_receipts.hashCallRequest(request_struct(request))
 
     assert bytes(on_chain) == request_digest(request, domain)
 
 
 @onchain_settings
 @given(receipt=receipts)
-def test_receipt_digest_matches_contract(harness: Any, domain: Domain, receipt: Receipt) -> None:
-    on_chain = harness.hashReceipt(receipt_struct(receipt))
+def test_receipt_digest_matches_contract(execution_receipts: Any, domain: Domain, receipt: Receipt) -> None:
+    on_chain = execution_receipts.hashReceipt(receipt_struct(receipt))
 
     assert bytes(on_chain) == receipt_digest(receipt, domain)
 
@@ -132,11 +127,11 @@ def test_receipt_digest_matches_contract(harness: Any, domain: Domain, receipt: 
 @onchain_settings
 @given(request=requests, private_key=private_keys)
 def test_contract_recovers_request_signer(
-    harness: Any, domain: Domain, request: CallRequest, private_key: bytes
+    execution_receipts: Any, domain: Domain, request: CallRequest, private_key: bytes
 ) -> None:
     signature = sign_request(request, private_key, domain)
 
-    signer = harness.recoverCallRequestSigner(request_struct(request), signature)
+    signer = execution_receipts.recoverCallRequestSigner(request_struct(request), signature)
 
     assert signer == Account.from_key(private_key).address
 
@@ -144,77 +139,77 @@ def test_contract_recovers_request_signer(
 @onchain_settings
 @given(receipt=receipts, private_key=private_keys)
 def test_contract_recovers_receipt_signer(
-    harness: Any, domain: Domain, receipt: Receipt, private_key: bytes
+    execution_receipts: Any, domain: Domain, receipt: Receipt, private_key: bytes
 ) -> None:
     signature = sign_receipt(receipt, private_key, domain)
 
-    signer = harness.recoverReceiptSigner(receipt_struct(receipt), signature)
+    signer = execution_receipts.recoverReceiptSigner(receipt_struct(receipt), signature)
 
     assert signer == Account.from_key(private_key).address
 
 
-def test_high_s_signature_rejected_by_both(harness: Any, domain: Domain) -> None:
+def test_high_s_signature_rejected_by_both(execution_receipts: Any, domain: Domain) -> None:
     request = CallRequest(deal_id=1, function_name="f", input_hash=bytes(32), nonce=0, deadline=0)
     signature = sign_request(request, bytes.fromhex("01" * 32), domain)
     s = int.from_bytes(signature[32:64], "big")
     high_s = signature[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - signature[64]])
 
     with pytest.raises(ContractLogicError):
-        harness.recoverCallRequestSigner(request_struct(request), high_s)
+        execution_receipts.recoverCallRequestSigner(request_struct(request), high_s)
     with pytest.raises(InvalidSignatureError):
         recover_request_signer(request, high_s, domain)
 
 
-def test_zero_v_signature_rejected_by_both(harness: Any, domain: Domain) -> None:
+def test_zero_v_signature_rejected_by_both(execution_receipts: Any, domain: Domain) -> None:
     request = CallRequest(deal_id=1, function_name="f", input_hash=bytes(32), nonce=0, deadline=0)
     signature = sign_request(request, bytes.fromhex("01" * 32), domain)
     zero_v = signature[:64] + bytes([signature[64] - 27])
 
     with pytest.raises(ContractLogicError):
-        harness.recoverCallRequestSigner(request_struct(request), zero_v)
+        execution_receipts.recoverCallRequestSigner(request_struct(request), zero_v)
     with pytest.raises(InvalidSignatureError):
         recover_request_signer(request, zero_v, domain)
 
 
 @onchain_settings
 @given(digest=hashes)
-def test_receipt_leaf_matches_contract(harness: Any, digest: bytes) -> None:
-    assert bytes(harness.receiptLeaf(digest)) == leaf_hash(digest)
+def test_receipt_leaf_matches_contract(execution_receipts: Any, digest: bytes) -> None:
+    assert bytes(execution_receipts.receiptLeaf(digest)) == leaf_hash(digest)
 
 
 @onchain_settings
 @given(digests=st.lists(hashes, min_size=1, max_size=64), bit=st.integers(0, 255), data=st.data())
 def test_python_proofs_pass_on_chain(
-    harness: Any, digests: list[bytes], bit: int, data: st.DataObject
+    execution_receipts: Any, digests: list[bytes], bit: int, data: st.DataObject
 ) -> None:
     tree = ReceiptMerkleTree(digests)
     index = data.draw(st.integers(min_value=0, max_value=len(digests) - 1))
     proof = tree.proof(index)
 
-    assert harness.verifyReceiptInclusion(tree.root, digests[index], proof)
-    assert not harness.verifyReceiptInclusion(tree.root, flip_bit(digests[index], bit), proof)
-    assert not harness.verifyReceiptInclusion(flip_bit(tree.root, bit), digests[index], proof)
+    assert execution_receipts.verifyReceiptInclusion(tree.root, digests[index], proof)
+    assert not execution_receipts.verifyReceiptInclusion(tree.root, flip_bit(digests[index], bit), proof)
+    assert not execution_receipts.verifyReceiptInclusion(flip_bit(tree.root, bit), digests[index], proof)
     if proof:
         position = data.draw(st.integers(min_value=0, max_value=len(proof) - 1))
         tampered = list(proof)
         tampered[position] = flip_bit(tampered[position], bit)
-        assert not harness.verifyReceiptInclusion(tree.root, digests[index], tampered)
+        assert not execution_receipts.verifyReceiptInclusion(tree.root, digests[index], tampered)
 
 
-def test_every_proof_of_tree_passes_on_chain(harness: Any) -> None:
+def test_every_proof_of_tree_passes_on_chain(execution_receipts: Any) -> None:
     digests = [bytes([i]) * 32 for i in range(1, 18)]
     tree = ReceiptMerkleTree(digests)
 
     for index, digest in enumerate(digests):
-        assert harness.verifyReceiptInclusion(tree.root, digest, tree.proof(index)), index
+        assert execution_receipts.verifyReceiptInclusion(tree.root, digest, tree.proof(index)), index
 
 
-def test_single_leaf_tree_passes_on_chain(harness: Any) -> None:
+def test_single_leaf_tree_passes_on_chain(execution_receipts: Any) -> None:
     digest = bytes([7]) * 32
     tree = ReceiptMerkleTree([digest])
 
-    assert harness.verifyReceiptInclusion(tree.root, digest, [])
+    assert execution_receipts.verifyReceiptInclusion(tree.root, digest, [])
 
 
-def test_empty_root_proves_nothing_on_chain(harness: Any) -> None:
-    assert not harness.verifyReceiptInclusion(EMPTY_ROOT, bytes([7]) * 32, [])
+def test_empty_root_proves_nothing_on_chain(execution_receipts: Any) -> None:
+    assert not execution_receipts.verifyReceiptInclusion(EMPTY_ROOT, bytes([7]) * 32, [])
