@@ -16,6 +16,17 @@ class ConfigError(CloudlessError, ValueError):
     """A configuration file, flag or deployment record is missing or invalid."""
 
 
+class UnsupportedChainError(ConfigError):
+    """A command that only runs on local and test networks was pointed at another chain.
+
+    `chain_id` is the chain id that the RPC endpoint reported.
+    """
+
+    def __init__(self, message: str, *, chain_id: int) -> None:
+        super().__init__(message)
+        self.chain_id = chain_id
+
+
 class ChainError(CloudlessError, RuntimeError):
     """A chain call failed or the chain is not in the expected state."""
 

@@ -9,6 +9,7 @@ from cloudless.chain.client import ChainClient, connect_web3
 from cloudless.chain.deals import ClaimResult, DealClient, MatchResult
 from cloudless.chain.deploy import DeploySettings, deploy_all
 from cloudless.chain.deployment import Deployment, deployment_path, load_deployment
+from cloudless.chain.faucet import DripResult, FaucetClient
 from cloudless.chain.market import MarketClient
 from cloudless.chain.session import Session, connect
 from cloudless.chain.tokens import TokenClient, format_units, parse_units
@@ -19,6 +20,8 @@ __all__ = [
     "DealClient",
     "Deployment",
     "DeploySettings",
+    "DripResult",
+    "FaucetClient",
     "MarketClient",
     "MatchResult",
     "Session",

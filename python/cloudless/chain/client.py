@@ -30,7 +30,7 @@ __all__ = ["ChainClient", "ERROR_HINTS", "check_deployed", "connect_web3"]
 logger = logging.getLogger("cloudless.chain")
 
 # Contracts whose custom errors the client decodes.
-_ERROR_SOURCES = ("Market", "DealManager", "FLT", "TestUSDC")
+_ERROR_SOURCES = ("Market", "DealManager", "FLT", "TestUSDC", "Faucet")
 
 # How to fix the most common reverts, shown after the decoded error.
 ERROR_HINTS: dict[str, str] = {
@@ -51,6 +51,8 @@ ERROR_HINTS: dict[str, str] = {
     "MarketSignerInUse": "give every peer its own signer key",
     "ERC20InsufficientAllowance": "approve the contract for the amount first",
     "ERC20InsufficientBalance": "fund the account with enough tokens first (`ape run fund`)",
+    "FaucetCooldownActive": "retry at unix time nextDripAt (block time), or name another recipient",
+    "FaucetEmpty": "the faucet owner must transfer or mint more of that token to the faucet",
 }
 
 

@@ -1,4 +1,4 @@
-"""Deploy FLT, the test USDC, Market and DealManager, and wire them together."""
+"""Deploy FLT, the test USDC, Market, DealManager and the test token Faucet, and wire them together."""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ class DeploySettings:
     collateral_per_cu: int = 10 * 10**18  # FLT wei of stake per offered CU
     unbonding_period: int = 3600  # seconds
     genesis: int = 0  # unix seconds; 0 = the DealManager's deployment block
+    # One faucet drip covers the stake of 10 CUs at the default collateral rate
+    # and a few small deals; the funding lasts 1000 drips.
+    faucet_flt_drip: int = 100 * 10**18  # FLT wei per drip
+    faucet_usdc_drip: int = 50 * 10**6  # USDC base units per drip
+    faucet_cooldown: int = 3600  # seconds between two drips to one recipient
+    faucet_flt_funding: int = 100_000 * 10**18  # FLT wei minted to the faucet at deployment
+    faucet_usdc_funding: int = 50_000 * 10**6  # USDC base units minted to the faucet at deployment
 
 
 def _deploy(client: ChainClient, name: str, *args: Any) -> ContractRecord:
@@ -54,17 +61,29 @@ def deploy_all(client: ChainClient, settings: DeploySettings, *, rpc_url: str) -
         owner,
     )
 
+    # The EIP-712 domain of call requests and receipts.
+    receipts = _deploy(client, "ExecutionReceipts")
+
     market_contract = client.contract("Market", market.address)
     client.transact(market_contract.functions.setDealManager(deal_manager.address))
     deals_contract = client.contract("DealManager", deal_manager.address)
     client.transact(deals_contract.functions.setPaymentToken(usdc.address, True))
+
+    faucet = _deploy_faucet(client, settings, flt_address=flt.address, usdc_address=usdc.address)
 
     genesis = int(client.call(deals_contract.functions.genesis()))
     return Deployment(
         chain_id=client.w3.eth.chain_id,
         rpc_url=rpc_url,
         deployer=owner,
-        contracts={"FLT": flt, "TestUSDC": usdc, "Market": market, "DealManager": deal_manager},
+        contracts={
+            "FLT": flt,
+            "TestUSDC": usdc,
+            "Market": market,
+            "DealManager": deal_manager,
+            "ExecutionReceipts": receipts,
+            "Faucet": faucet,
+        },
         epoch=EpochSettings(
             genesis=genesis,
             duration=settings.epoch_duration,
@@ -74,6 +93,27 @@ def deploy_all(client: ChainClient, settings: DeploySettings, *, rpc_url: str) -
         collateral_per_cu=settings.collateral_per_cu,
         unbonding_period=settings.unbonding_period,
     )
+
+
+def _deploy_faucet(client: ChainClient, settings: DeploySettings, *, flt_address: str, usdc_address: str) -> ContractRecord:
+    """Deploy the Faucet and fund it by minting both tokens to it (the deployer owns the tokens)."""
+    faucet = _deploy(
+        client,
+        "Faucet",
+        flt_address,
+        usdc_address,
+        settings.faucet_flt_drip,
+        settings.faucet_usdc_drip,
+        settings.faucet_cooldown,
+        client.address,
+    )
+    if settings.faucet_flt_funding:
+        flt_contract = client.contract("FLT", flt_address)
+        client.transact(flt_contract.functions.mint(faucet.address, settings.faucet_flt_funding), description="fund Faucet with FLT")
+    if settings.faucet_usdc_funding:
+        usdc_contract = client.contract("TestUSDC", usdc_address)
+        client.transact(usdc_contract.functions.mint(faucet.address, settings.faucet_usdc_funding), description="fund Faucet with USDC")
+    return faucet
 
 
 def deploy_and_record(rpc_url: str, private_key: str, settings: DeploySettings) -> tuple[Deployment, Path]:

@@ -46,9 +46,17 @@ class Deployment(BaseModel):
     unbonding_period: int  # seconds
 
     def address(self, name: str) -> str:
-        """Return the address of contract `name`."""
+        """Return the address of contract `name`.
+
+        Records written before a contract existed (the Faucet, for example)
+        still load, and only a lookup of the missing contract raises.
+        """
         if name not in self.contracts:
-            raise ConfigError(f"contract {name!r} is not in the deployment of chain {self.chain_id}")
+            raise ConfigError(
+                f"contract {name!r} is not in the deployment of chain {self.chain_id} "
+                f"(recorded: {', '.join(sorted(self.contracts))}): the record predates that contract; "
+                "redeploy with `cloudless deploy` (or `ape run deploy`)"
+            )
         return self.contracts[name].address
 
     @property

@@ -10,6 +10,7 @@ from functools import cached_property
 from cloudless.chain.client import ChainClient, check_deployed, connect_web3
 from cloudless.chain.deals import DealClient
 from cloudless.chain.deployment import Deployment, load_deployment
+from cloudless.chain.faucet import FaucetClient
 from cloudless.chain.market import MarketClient
 from cloudless.chain.tokens import TokenClient
 from cloudless.chain.types import DealParams, OfferTerms, PeerSpec
@@ -49,6 +50,11 @@ class Session:
     @cached_property
     def flt(self) -> TokenClient:
         return TokenClient(self.client, "FLT")
+
+    @cached_property
+    def faucet(self) -> FaucetClient:
+        """The test token Faucet; raises ConfigError for a deployment recorded before it existed."""
+        return FaucetClient(self.client)
 
     def with_key(self, private_key: str) -> Session:
         """Return a session on the same connection that signs with `private_key`."""

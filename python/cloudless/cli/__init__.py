@@ -10,8 +10,10 @@ from cloudless.cli.common import setup_logging
 from cloudless.cli.deal import deal
 from cloudless.cli.demo import demo
 from cloudless.cli.deploy import deploy
+from cloudless.cli.faucet import faucet
 from cloudless.cli.gateway import gateway
 from cloudless.cli.matcher import matcher
+from cloudless.cli.onramp import onramp
 from cloudless.cli.package import package
 from cloudless.cli.provider import provider
 
@@ -26,7 +28,7 @@ def cli(verbose: int) -> None:
     setup_logging(verbose)
 
 
-for command in (call, deal, demo, deploy, gateway, matcher, package, provider):
+for command in (call, deal, demo, deploy, faucet, gateway, matcher, onramp, package, provider):
     cli.add_command(command)
 
 
