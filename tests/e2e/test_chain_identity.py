@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,9 @@ def test_chain_identity_rejects_reset_chain(tmp_path: Path) -> None:
         assert stored["deal_manager"] == first.deployment.address("DealManager")
 
     # A restarted anvil with the same deployment: same chain id and addresses, new blocks.
+    # Block hashes cover the block timestamp in whole seconds, so two chains
+    # deployed within the same second would get equal hashes: wait that out.
+    time.sleep(1.1)
     with local_chain() as second:
         assert second.deployment.address("DealManager") == stored["deal_manager"]
         with pytest.raises(ConfigError) as raised:

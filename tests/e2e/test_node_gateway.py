@@ -159,7 +159,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 return len(loaded) == 2
 
             wait_for(workers_ready, "the node to load the package for both workers")
-            domain = Domain(chain_id=chain.deployment.chain_id, verifying_contract=chain.deployment.address("DealManager"))
+            domain = Domain(chain_id=chain.deployment.chain_id, verifying_contract=chain.deployment.address("ExecutionReceipts"))
             started = Stack(chain, gateway, node, config_path, deal_id, match.worker_ids, cid, domain)
             yield started
             # A test may have replaced the node with a restarted one.
@@ -350,10 +350,12 @@ def test_node_proves_epochs_and_claims(stack: Stack) -> None:
     assert expected.calls >= 1
 
     stack.chain.advance_epochs(1)
-    proof = wait_for(
-        lambda: (found := deals.get_epoch_proof(worker_id, called_epoch)).proven and found,
+    wait_for(
+        lambda: deals.get_epoch_proof(worker_id, called_epoch).proven,
         f"the proof of worker {worker_id} epoch {called_epoch}",
     )
+    proof = deals.proof_entry(worker_id, called_epoch)
+    assert proof is not None
     assert proof.receipts_root == expected.root
     assert proof.calls == expected.calls
     assert proof.usage == expected.fuel_total

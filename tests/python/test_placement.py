@@ -33,6 +33,8 @@ def make_deal(**changes: object) -> Deal:
         access_mode=AccessMode.NONE,
         providers=(),
         billing_mode=BillingMode.SUBSCRIPTION,
+        usage_price_per_megafuel=0,
+        max_usage_per_worker_epoch=0,
         start_epoch=0,
         end_epoch=2**64 - 1,
         settled_epoch=0,

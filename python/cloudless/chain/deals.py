@@ -10,7 +10,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from cloudless.chain.client import ChainClient
-from cloudless.chain.types import Deal, DealParams, DealStatus, EpochProof, SkipReason, Worker
+from cloudless.chain.types import Deal, DealParams, DealStatus, EpochProof, EpochProofEntry, SkipReason, Worker
 
 __all__ = ["ClaimResult", "DealClient", "MatchResult"]
 
@@ -98,26 +98,47 @@ class DealClient:
         logger.info("proving worker %d epoch %d: %d calls, %d fuel", worker_id, epoch, calls, usage)
         return self.client.transact(self.contract.functions.submitEpochProof(worker_id, epoch, root, calls, usage))
 
+    def submit_epoch_proofs(self, entries: Sequence[EpochProofEntry]) -> TxReceipt:
+        """Send many epoch proofs of the signer's peers in one transaction."""
+        logger.info("proving %d worker epochs in one batch", len(entries))
+        return self.client.transact(
+            self.contract.functions.submitEpochProofs([entry.as_tuple() for entry in entries])
+        )
+
     def claim(self, worker_id: int, to_epoch: int) -> ClaimResult:
         receipt = self.client.transact(self.contract.functions.claim(worker_id, to_epoch))
-        (event,) = self.contract.events.WorkerClaimed().process_receipt(receipt, errors=DISCARD)
-        result = ClaimResult(
-            worker_id=worker_id,
-            from_epoch=int(event.args.fromEpoch),
-            to_epoch=int(event.args.toEpoch),
-            proven_epochs=int(event.args.provenEpochs),
-            paid=int(event.args.paid),
-            returned=int(event.args.returned),
-        )
-        logger.info(
-            "claimed worker %d epochs [%d, %d): paid %d, returned %d",
-            worker_id,
-            result.from_epoch,
-            result.to_epoch,
-            result.paid,
-            result.returned,
-        )
+        (result,) = self._claim_results(receipt)
         return result
+
+    def claim_and_withdraw(self, worker_ids: Sequence[int]) -> list[ClaimResult]:
+        """Claim each worker up to its `maxClaimEpoch` and receive the earnings, in one transaction.
+
+        Workers with nothing due are passed over; all must be in deals of one payment token.
+        """
+        receipt = self.client.transact(self.contract.functions.claimAndWithdraw(list(worker_ids)))
+        return self._claim_results(receipt)
+
+    def _claim_results(self, receipt: TxReceipt) -> list[ClaimResult]:
+        results = []
+        for event in self.contract.events.WorkerClaimed().process_receipt(receipt, errors=DISCARD):
+            result = ClaimResult(
+                worker_id=int(event.args.workerId),
+                from_epoch=int(event.args.fromEpoch),
+                to_epoch=int(event.args.toEpoch),
+                proven_epochs=int(event.args.provenEpochs),
+                paid=int(event.args.paid),
+                returned=int(event.args.returned),
+            )
+            logger.info(
+                "claimed worker %d epochs [%d, %d): paid %d, returned %d",
+                result.worker_id,
+                result.from_epoch,
+                result.to_epoch,
+                result.paid,
+                result.returned,
+            )
+            results.append(result)
+        return results
 
     def withdraw_earnings(self, token: str) -> TxReceipt:
         return self.client.transact(self.contract.functions.withdrawEarnings(token))
@@ -165,12 +186,34 @@ class DealClient:
 
     def get_epoch_proof(self, worker_id: int, epoch: int) -> EpochProof:
         raw = self._view("getEpochProof", worker_id, epoch)
-        return EpochProof(
-            receipts_root=bytes(raw.receiptsRoot),  # type: ignore[attr-defined]
-            calls=raw.calls,  # type: ignore[attr-defined]
-            usage=raw.usage,  # type: ignore[attr-defined]
-            submitted_at=raw.submittedAt,  # type: ignore[attr-defined]
-        )
+        return EpochProof(proven=bool(raw.proven), usage=int(raw.usage))  # type: ignore[attr-defined]
+
+    def proof_entry(self, worker_id: int, epoch: int) -> EpochProofEntry | None:
+        """Return the submitted proof of a worker epoch (root, calls, fuel) from the chain's logs, or None.
+
+        The contract keeps one bit per proven epoch; the rest of a proof is in
+        its `EpochProofsSubmitted` log.
+        """
+        event = self.contract.events.EpochProofsSubmitted
+        for log in self.client.get_logs(event, self.client.deployment.start_block):
+            for raw in log.args.entries:
+                entry = EpochProofEntry(
+                    worker_id=int(raw["workerId"]),
+                    epoch=int(raw["epoch"]),
+                    receipts_root=bytes(raw["receiptsRoot"]),
+                    calls=int(raw["calls"]),
+                    usage=int(raw["usage"]),
+                )
+                if (entry.worker_id, entry.epoch) == (worker_id, epoch):
+                    return entry
+        return None
+
+    def funded_until_epoch(self, deal_id: int) -> int:
+        """Return the first epoch the deal's balance cannot pay at its current rate."""
+        return int(self._view("fundedUntilEpoch", deal_id))  # type: ignore[call-overload]
+
+    def worker_epoch_rate(self, worker_id: int) -> int:
+        return int(self._view("workerEpochRate", worker_id))  # type: ignore[call-overload]
 
     def max_claim_epoch(self, worker_id: int) -> int:
         return int(self._view("maxClaimEpoch", worker_id))  # type: ignore[call-overload]

@@ -123,3 +123,28 @@ class MarketClient:
 
     def collateral_per_cu(self) -> int:
         return int(self.client.call(self.contract.functions.collateralPerCu()))
+
+    # ------------------------------------------------------------ slashing
+
+    def slash(self, provider: str, amount: int, reporter: str, reason: str) -> int:
+        """Slash up to `amount` FLT wei of `provider` (the signer must be a slasher); return what was taken."""
+        code = reason.encode()
+        if len(code) > 32:
+            raise ValueError(f"slash reason {reason!r} is longer than 32 bytes; use a short code")
+        receipt = self.client.transact(
+            self.contract.functions.slash(provider, amount, reporter, code.ljust(32, b"\0"))
+        )
+        (event,) = self.contract.events.ProviderSlashed().process_receipt(receipt, errors=DISCARD)
+        return int(event.args.amount)
+
+    def set_slasher(self, account: str, allowed: bool) -> TxReceipt:
+        return self.client.transact(self.contract.functions.setSlasher(account, allowed))
+
+    def withdraw_slash_reward(self) -> TxReceipt:
+        return self.client.transact(self.contract.functions.withdrawSlashReward())
+
+    def slash_rewards(self, account: str) -> int:
+        return int(self.client.call(self.contract.functions.slashRewards(account)))
+
+    def treasury_balance(self) -> int:
+        return int(self.client.call(self.contract.functions.treasuryBalance()))

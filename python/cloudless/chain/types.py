@@ -13,6 +13,7 @@ __all__ = [
     "DealParams",
     "DealStatus",
     "EpochProof",
+    "EpochProofEntry",
     "Offer",
     "OfferTerms",
     "Peer",
@@ -22,6 +23,9 @@ __all__ = [
     "Worker",
     "OPEN_ENDED_EPOCH",
 ]
+
+# Fuel per unit of a deal's `usagePricePerMegafuel`.
+FUEL_PER_MEGAFUEL = 1_000_000
 
 # `endEpoch` and `leftEpoch` of something that has not ended: type(uint64).max.
 OPEN_ENDED_EPOCH = 2**64 - 1
@@ -155,6 +159,8 @@ class DealParams:
     access_mode: AccessMode = AccessMode.NONE
     providers: tuple[str, ...] = ()
     billing_mode: BillingMode = BillingMode.SUBSCRIPTION
+    usage_price_per_megafuel: int = 0  # USAGE only: base units per 10**6 fuel
+    max_usage_per_worker_epoch: int = 0  # USAGE only: fuel billed at most per worker and epoch
 
     def as_tuple(self) -> tuple[Any, ...]:
         return (
@@ -172,6 +178,8 @@ class DealParams:
             int(self.access_mode),
             list(self.providers),
             int(self.billing_mode),
+            self.usage_price_per_megafuel,
+            self.max_usage_per_worker_epoch,
             self.deposit,
         )
 
@@ -201,6 +209,8 @@ class Deal:
     rate_per_epoch: int
     balance: int
     pending: int
+    usage_price_per_megafuel: int = 0  # USAGE only
+    max_usage_per_worker_epoch: int = 0  # USAGE only
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -221,6 +231,8 @@ class Deal:
             access_mode=AccessMode(raw.accessMode),
             providers=tuple(raw.providers),
             billing_mode=BillingMode(raw.billingMode),
+            usage_price_per_megafuel=raw.usagePricePerMegafuel,
+            max_usage_per_worker_epoch=raw.maxUsagePerWorkerEpoch,
             start_epoch=raw.startEpoch,
             end_epoch=raw.endEpoch,
             settled_epoch=raw.settledEpoch,
@@ -230,6 +242,11 @@ class Deal:
             balance=raw.balance,
             pending=raw.pending,
         )
+
+    @property
+    def usage_reserve_per_worker(self) -> int:
+        """Base units a USAGE deal reserves per worker and epoch for metered fuel (0 for subscriptions)."""
+        return self.max_usage_per_worker_epoch * self.usage_price_per_megafuel // FUEL_PER_MEGAFUEL
 
 
 @dataclass(frozen=True)
@@ -267,11 +284,21 @@ class Worker:
 
 @dataclass(frozen=True)
 class EpochProof:
+    """What the chain keeps of an epoch proof; roots and call counts are in the events."""
+
+    proven: bool
+    usage: int  # fuel as reported; recorded for USAGE deals only
+
+
+@dataclass(frozen=True)
+class EpochProofEntry:
+    """One entry of a `submitEpochProofs` batch."""
+
+    worker_id: int
+    epoch: int
     receipts_root: bytes
     calls: int
     usage: int
-    submitted_at: int
 
-    @property
-    def proven(self) -> bool:
-        return self.submitted_at != 0
+    def as_tuple(self) -> tuple[int, int, bytes, int, int]:
+        return (self.worker_id, self.epoch, self.receipts_root, self.calls, self.usage)

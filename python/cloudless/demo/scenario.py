@@ -226,7 +226,7 @@ def _verify_receipt(session: Session, payload: dict[str, Any]) -> bool:
     signed = SignedReceipt.from_dict(payload["receipt"])
     worker = session.deals.get_worker(signed.worker_id)
     signer = session.market.get_peer(worker.peer_id).signer
-    domain = Domain(chain_id=session.deployment.chain_id, verifying_contract=session.deals.address)
+    domain = Domain(chain_id=session.deployment.chain_id, verifying_contract=session.deployment.address("ExecutionReceipts"))
     verify_receipt(signed.to_receipt(), signed.signature, domain, expected_signer=signer)
     return True
 

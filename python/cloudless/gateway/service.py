@@ -49,7 +49,10 @@ class Gateway:
         )
         session = connect(config.rpc_url, deployment=deployment)
         self.session = session
-        domain = Domain(chain_id=session.deployment.chain_id, verifying_contract=session.deals.address)
+        domain = Domain(
+            chain_id=session.deployment.chain_id,
+            verifying_contract=session.deployment.address("ExecutionReceipts"),
+        )
         view = ChainView(session, ttl_seconds=config.cache_ttl_seconds, endpoints=config.endpoints)
         self._http = httpx.Client(timeout=config.request_timeout_seconds)
         self.dispatcher = CallDispatcher(

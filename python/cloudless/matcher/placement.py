@@ -63,8 +63,10 @@ def check_candidate(deal: Deal, peer: PeerSlot, active_workers: Sequence[Worker]
         return SkipReason.PROVIDER_LIMIT
     if not peer.stake_ok:
         return SkipReason.INSUFFICIENT_STAKE
-    rate = sum(worker.rate_per_epoch for worker in active_workers)
-    if balance < rate + peer.price_per_cu_per_epoch * deal.cu_per_worker:
+    # Each worker of a USAGE deal also reserves its usage cap at the usage price.
+    reserve = deal.usage_reserve_per_worker
+    rate = sum(worker.rate_per_epoch + reserve for worker in active_workers)
+    if balance < rate + peer.price_per_cu_per_epoch * deal.cu_per_worker + reserve:
         return SkipReason.INSUFFICIENT_FUNDS
     return SkipReason.NONE
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from cloudless.chain.deals import ClaimResult
 from cloudless.chain.session import Session
+from cloudless.chain.types import EpochProofEntry
 from cloudless.exceptions import ContractRevertError
 from cloudless.node.workers import TrackedWorker
 from cloudless.receipts.store import ReceiptStore
@@ -69,11 +70,15 @@ class EpochProver:
         return range(first, max(first, end))
 
     def prove(self, tracked: TrackedWorker, current_epoch: int) -> int:
-        """Submit the proof of every provable epoch not yet on chain, and return how many were sent."""
+        """Submit the proofs of every provable epoch not yet on chain in one batch; return how many were sent.
+
+        One transaction per worker and round, whatever the number of epochs,
+        because the base cost of a transaction (21,000 gas) dominates a proof.
+        """
         worker_id = tracked.worker_id
         done = self._done.setdefault(worker_id, set())
         deals = self._provider.deals
-        sent = 0
+        entries: list[EpochProofEntry] = []
         for epoch in self.provable_epochs(tracked, current_epoch):
             if epoch in done:
                 continue
@@ -82,33 +87,45 @@ class EpochProver:
                 continue
             with self._clock.lock(worker_id):
                 summary = self._store.summary(worker_id, epoch)
-            signer = self._signers[tracked.signer]
-            try:
-                signer.deals.submit_epoch_proof(worker_id, epoch, summary.root, summary.calls, summary.fuel_total)
-            except ContractRevertError as error:
-                if error.error_name in ("DealProofAlreadySubmitted", "DealProofWindowClosed"):
-                    logger.warning("skipping proof of worker %d epoch %d: %s", worker_id, epoch, error)
-                    done.add(epoch)
-                    continue
-                raise
-            logger.info(
-                "submitted proof of deal %d worker %d epoch %d: root 0x%s, %d calls, %d fuel",
-                tracked.deal_id,
-                worker_id,
-                epoch,
-                summary.root.hex()[:16],
-                summary.calls,
-                summary.fuel_total,
-            )
-            done.add(epoch)
-            sent += 1
+            entries.append(EpochProofEntry(worker_id, epoch, summary.root, summary.calls, summary.fuel_total))
+
+        if entries:
+            self._submit(tracked, entries)
+            done.update(entry.epoch for entry in entries)
         # Epochs before the window can never be proven again, so forget them.
         window_start = current_epoch - self._window
         self._done[worker_id] = {epoch for epoch in done if epoch >= window_start}
-        return sent
+        return len(entries)
+
+    def _submit(self, tracked: TrackedWorker, entries: list[EpochProofEntry]) -> None:
+        signer = self._signers[tracked.signer]
+        try:
+            signer.deals.submit_epoch_proofs(entries)
+        except ContractRevertError as error:
+            # A proof sent by an earlier run, or an epoch whose window closed
+            # while we read receipts: the chain has the final word, so the
+            # batch is dropped and the next round re-reads what is proven.
+            if error.error_name in ("DealProofAlreadySubmitted", "DealProofWindowClosed"):
+                logger.warning("skipping proof batch of worker %d: %s", tracked.worker_id, error)
+                return
+            raise
+        for entry in entries:
+            logger.info(
+                "submitted proof of deal %d worker %d epoch %d: root 0x%s, %d calls, %d fuel",
+                tracked.deal_id,
+                entry.worker_id,
+                entry.epoch,
+                entry.receipts_root.hex()[:16],
+                entry.calls,
+                entry.usage,
+            )
 
     def claim(self, tracked: TrackedWorker) -> ClaimResult | None:
-        """Claim the worker's epochs up to `maxClaimEpoch` when that is past what it claimed."""
+        """Claim the worker's epochs up to `maxClaimEpoch` and receive the pay, when that is past what it claimed.
+
+        `claimAndWithdraw` pays in the same transaction, which saves the gas
+        of a separate withdrawal.
+        """
         deals = self._provider.deals
         worker_id = tracked.worker_id
         max_epoch = deals.max_claim_epoch(worker_id)
@@ -121,10 +138,11 @@ class EpochProver:
             tracked.worker.claimed_until_epoch,
             max_epoch,
         )
-        return deals.claim(worker_id, max_epoch)
+        results = deals.claim_and_withdraw([worker_id])
+        return results[0] if results else None
 
     def withdraw_earnings(self) -> int:
-        """Withdraw the provider's claimed USDC earnings, if any, and return the amount."""
+        """Withdraw USDC earnings credited by `claim` (by hand or by an older node), if any; return the amount."""
         usdc = self._provider.usdc
         amount = self._provider.deals.earnings(self._provider.address, usdc.address)
         if amount == 0:

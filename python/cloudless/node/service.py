@@ -75,7 +75,10 @@ class ProviderNode:
         sync_endpoint(session, config.endpoint_url)
         ensure_signer_gas(session, list(signer_keys))
 
-        domain = Domain(chain_id=session.deployment.chain_id, verifying_contract=session.deals.address)
+        domain = Domain(
+            chain_id=session.deployment.chain_id,
+            verifying_contract=session.deployment.address("ExecutionReceipts"),
+        )
         data_dir = config.data_dir
         self.store = self._store = ReceiptStore(data_dir / "receipts", domain)
         replay = ReplayGuard.from_store(self._store)
