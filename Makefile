@@ -26,3 +26,24 @@ test-e2e: setup
 
 clean:
 	rm -rf .build .toolchain functions/target functions/dist .cloudless
+
+# Static analysis with slither; fails on High or Medium findings that
+# docs/security.md does not justify. See docs/security.md.
+.PHONY: lint
+lint: setup
+	@bash tools/lint.sh
+
+# A long run of the contract state machine (the short one is part of `make test`):
+# FUZZ_EXAMPLES random histories of FUZZ_STEPS steps, all invariants after each step.
+FUZZ_EXAMPLES ?= 200
+FUZZ_STEPS ?= 50
+.PHONY: fuzz
+fuzz: setup
+	@CLOUDLESS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CLOUDLESS_FUZZ_STEPS=$(FUZZ_STEPS) bash tools/test.sh fuzz
+
+# Gas of every contract transaction, the reference deal lifecycle and the
+# scaling over 1, 10 and 100 epochs, measured on an anvil that the benchmark
+# starts on 127.0.0.1. The last line is `lifecycle gas: N`. See docs/benchmarks.md.
+.PHONY: gas
+gas: setup
+	@python bench/gas_bench.py

@@ -86,7 +86,10 @@ if command -v solc >/dev/null && solc --version 2>/dev/null | grep -q "$SOLC_VER
   [[ "$(readlink -f "$SOLC_TARGET" 2>/dev/null)" == "$(readlink -f "$(command -v solc)")" ]] \
     || ln -sf "$(command -v solc)" "$SOLC_TARGET"
 else
-  SHIM="$(printf '#!/bin/sh\nexec node %s "$@"\n' "$ROOT/tools/solc/solc-wrapper.js")"
+  # Several clones share this one file, so the shim prefers the wrapper of the
+  # project it is run from (ape and slither run solc from the project root)
+  # and falls back to this clone's.
+  SHIM="$(printf '#!/bin/sh\nfor root in "$PWD" %s; do\n  [ -f "$root/tools/solc/solc-wrapper.js" ] && exec node "$root/tools/solc/solc-wrapper.js" "$@"\ndone\necho "solc shim: tools/solc/solc-wrapper.js not found; run make setup in a Cloudless clone" >&2\nexit 1\n' "'$ROOT'")"
   if [[ ! -x "$SOLC_TARGET" || "$(cat "$SOLC_TARGET")" != "$SHIM" ]]; then
     step "Installing the solc $SOLC_VERSION shim at $SOLC_TARGET"
     printf '%s\n' "$SHIM" > "$SOLC_TARGET"

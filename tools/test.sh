@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the test suites: pure Python, contracts (under `ape test`) and end to
-# end. `tools/test.sh contracts` (or python, e2e) runs one suite. Each suite
-# writes JUnit XML under .toolchain/test-results; the last line sums them up.
+# Runs the test suites: pure Python, contracts (under `ape test`), end to end,
+# then static analysis. `tools/test.sh contracts` (or python, e2e, lint, fuzz)
+# runs one suite. Each test suite writes JUnit XML under
+# .toolchain/test-results; the last line sums them up.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,11 +25,21 @@ run_contracts() {
   APE_FOUNDRY_HOST="http://127.0.0.1:$(free_port)" ape test tests/contracts -q --junitxml="$RESULTS/contracts.xml"
 }
 
+run_fuzz() {
+  APE_FOUNDRY_HOST="http://127.0.0.1:$(free_port)" ape test tests/contracts/test_deal_state_machine.py -q \
+    --junitxml="$RESULTS/fuzz.xml"
+}
+
+# slither, gated on docs/security.md (see there); it writes no JUnit file.
+run_lint() {
+  bash tools/lint.sh
+}
+
 run_e2e() {
   python -m pytest -p no:ape_test tests/e2e -q --junitxml="$RESULTS/e2e.xml"
 }
 
-suites=("${@:-python contracts e2e}")
+suites=("${@:-python contracts e2e lint}")
 # shellcheck disable=SC2206
 suites=(${suites[*]})
 status=0
