@@ -115,3 +115,22 @@ def test_matcher_skips_stopped_deal(chain: LocalChain) -> None:
     assert deal_id not in outcome.failed
     assert deal_id not in outcome.unmatched
     assert developer.deals.get_deal(deal_id).active_workers == 0
+
+
+def test_matcher_refills_slot_after_worker_exit(chain: LocalChain) -> None:
+    developer = chain.session(5)
+    deal_id = create_deal(developer, cap="1", workers=1, per_provider=1)
+    matcher = Matcher(chain.session(9))
+    [first_worker] = matcher.run_once().placed[deal_id]
+    first = developer.deals.get_worker(first_worker)
+    provider_index = next(index for index, _, _ in OFFERS if chain.session(index).address == first.provider)
+
+    chain.session(provider_index).deals.exit_worker(first_worker)
+    assert developer.deals.deal_status(deal_id) == DealStatus.NOT_ENOUGH_WORKERS
+    refill = matcher.run_once()
+
+    [second_worker] = refill.placed[deal_id]
+    assert second_worker != first_worker
+    assert developer.deals.get_worker(second_worker).active
+    assert not developer.deals.get_worker(first_worker).active
+    assert developer.deals.deal_status(deal_id) == DealStatus.ACTIVE
