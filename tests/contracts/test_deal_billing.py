@@ -11,6 +11,7 @@ from contract_helpers import (
     Status,
     events,
 )
+from revert_checks import assert_call_reverts
 
 WORKER_RATE = 2 * PRICE
 """Rate of one worker with the default 2 CUs per worker at the default price."""
@@ -472,8 +473,7 @@ def test_exit_worker_rejects_unknown_worker(deal_manager, provider):
 
 
 def test_get_worker_rejects_unknown_id(deal_manager):
-    with ape.reverts(deal_manager.DealWorkerNotFound, workerId=2):
-        deal_manager.getWorker(2)
+    assert_call_reverts(deal_manager, "getWorker", [2], deal_manager.DealWorkerNotFound, workerId=2)
 
 
 def test_open_ended_worker_has_max_leave_epoch(build, deal_manager, provider):

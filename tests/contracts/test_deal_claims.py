@@ -11,6 +11,7 @@ from contract_helpers import (
     events,
     proof_batch_hash,
 )
+from revert_checks import assert_call_reverts
 
 WORKER_RATE = 2 * PRICE
 RESERVE = PRICE * 2 * 2 * MIN_DEPOSITED_EPOCHS
@@ -69,8 +70,7 @@ def test_proof_batch_unknown_hash_is_zero(deal_manager):
 
 
 def test_get_epoch_proof_rejects_unknown_worker(deal_manager):
-    with ape.reverts(deal_manager.DealWorkerNotFound, workerId=5):
-        deal_manager.getEpochProof(5, 0)
+    assert_call_reverts(deal_manager, "getEpochProof", [5, 0], deal_manager.DealWorkerNotFound, workerId=5)
 
 
 @pytest.mark.parametrize("sender_name", ["stranger", "provider"])
@@ -314,8 +314,7 @@ def test_max_claim_epoch_trails_proof_window(deal_manager, matched, clock):
 
 
 def test_max_claim_epoch_rejects_unknown_worker(deal_manager):
-    with ape.reverts(deal_manager.DealWorkerNotFound, workerId=8):
-        deal_manager.maxClaimEpoch(8)
+    assert_call_reverts(deal_manager, "maxClaimEpoch", [8], deal_manager.DealWorkerNotFound, workerId=8)
 
 
 # ------------------------------------------------------------ withdrawEarnings

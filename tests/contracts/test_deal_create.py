@@ -15,6 +15,7 @@ from contract_helpers import (
     Status,
     events,
 )
+from revert_checks import assert_call_reverts, assert_deploy_reverts
 
 ZERO_ADDRESS = "0x" + "00" * 20
 UINT128_MAX = 2**128 - 1
@@ -66,16 +67,9 @@ def test_constructor_keeps_explicit_genesis(project, market, admin, chain):
 def test_constructor_rejects_invalid_parameters(project, market, admin, change, field):
     arguments = {"market": market.address, "genesis": 0, "epoch": 60, "window": 2, "deposited": 2} | change
 
-    with ape.reverts(project.DealManager.DealInvalidParams, field=field):
-        project.DealManager.deploy(
-            arguments["market"],
-            arguments["genesis"],
-            arguments["epoch"],
-            arguments["window"],
-            arguments["deposited"],
-            admin,
-            sender=admin,
-        )
+    values = [arguments[name] for name in ("market", "genesis", "epoch", "window", "deposited")]
+
+    assert_deploy_reverts(project.DealManager, [*values, admin.address], project.DealManager.DealInvalidParams, field=field)
 
 
 def test_current_epoch_follows_chain_time(deal_manager, clock):
@@ -306,8 +300,7 @@ def test_create_deal_rejects_missing_allowance(build, deal_manager, usdc, admin,
 
 
 def test_get_deal_rejects_unknown_id(deal_manager):
-    with ape.reverts(deal_manager.DealNotFound, dealId=1):
-        deal_manager.getDeal(1)
+    assert_call_reverts(deal_manager, "getDeal", [1], deal_manager.DealNotFound, dealId=1)
 
 
 @pytest.mark.parametrize(
@@ -315,5 +308,4 @@ def test_get_deal_rejects_unknown_id(deal_manager):
     ["dealStatus", "dealBalance", "fundedUntilEpoch", "withdrawable", "reserveOf", "dealWorkerIds", "unfundedSpans"],
 )
 def test_deal_views_reject_unknown_id(deal_manager, view):
-    with ape.reverts(deal_manager.DealNotFound, dealId=7):
-        getattr(deal_manager, view)(7)
+    assert_call_reverts(deal_manager, view, [7], deal_manager.DealNotFound, dealId=7)

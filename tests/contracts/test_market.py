@@ -11,6 +11,7 @@ from contract_helpers import (
     UNBONDING_SECONDS,
     events,
 )
+from revert_checks import assert_call_reverts, assert_deploy_reverts
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -49,8 +50,9 @@ def test_constructor_stores_parameters(market, flt, admin):
 
 
 def test_constructor_rejects_zero_flt(project, admin):
-    with ape.reverts(project.Market.MarketZeroAddress, field="flt"):
-        project.Market.deploy(ZERO_ADDRESS, COLLATERAL_PER_CU, UNBONDING_SECONDS, admin, sender=admin)
+    arguments = [ZERO_ADDRESS, COLLATERAL_PER_CU, UNBONDING_SECONDS, admin.address]
+
+    assert_deploy_reverts(project.Market, arguments, project.Market.MarketZeroAddress, field="flt")
 
 
 # ------------------------------------------------------------------- providers
@@ -566,13 +568,11 @@ def test_set_collateral_per_cu_rejects_non_owner(market, stranger):
 
 
 def test_get_offer_rejects_unknown_id(market):
-    with ape.reverts(market.MarketOfferNotFound, offerId=0):
-        market.getOffer(0)
+    assert_call_reverts(market, "getOffer", [0], market.MarketOfferNotFound, offerId=0)
 
 
 def test_get_peer_rejects_unknown_id(market):
-    with ape.reverts(market.MarketPeerNotFound, peerId=1):
-        market.getPeer(1)
+    assert_call_reverts(market, "getPeer", [1], market.MarketPeerNotFound, peerId=1)
 
 
 def test_peer_id_by_signer_is_zero_for_unknown(market, stranger):
