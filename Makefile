@@ -47,3 +47,10 @@ fuzz: setup
 .PHONY: gas
 gas: setup
 	@python bench/gas_bench.py
+
+# The Wasm runtime's warm call against bare wasmtime-py, cold start and calls
+# per second, direct and over HTTP through a provider node on 127.0.0.1.
+# The last line is `warm overhead: R`. See docs/benchmarks.md.
+.PHONY: bench-runtime
+bench-runtime: setup
+	@python bench/runtime_bench.py

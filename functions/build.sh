@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# Builds every example function for wasm32-wasi and copies the modules to
-# functions/dist/<example>.wasm.
+# Builds every example function for wasm32-wasi, copies the modules to
+# functions/dist/<module>.wasm and packs each example into
+# functions/dist/<example>.cloudless.tar.
+#
+# Each example's manifest.json lists its modules in link order. Module NAME
+# is the cdylib crate NAME of the workspace (functions/examples/<example> or
+# functions/examples/<example>/modules/<module>). The packages are written
+# with the project's Python (.venv/bin/python, or CLOUDLESS_PYTHON) when it
+# can import cloudless, and skipped with a note otherwise.
 #
 # Uses rustup's toolchain where it has the wasm32-wasip1 target, otherwise
 # Debian's, and the crate sources under /usr/share/cargo/registry either way,
@@ -57,15 +64,50 @@ RUSTC="$rustc_bin" "$cargo_bin" build --release --target "$TARGET" --workspace -
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 mkdir -p "$root/dist"
 
-# Each example's library is named after its folder (with "-" as "_").
-for manifest in "$root"/examples/*/Cargo.toml; do
-    example="$(basename "$(dirname "$manifest")")"
-    module="$target_dir/$TARGET/release/${example//-/_}.wasm"
-    destination="$root/dist/$example.wasm"
+# Prints the module names of a manifest template, one per line.
+manifest_modules() {
+    sed -n 's/.*"modules": *\[\(.*\)\].*/\1/p' "$1" | grep -o '"name": *"[^"]*"' | sed 's/.*"\([^"]*\)"$/\1/'
+}
 
-    [[ -f "$module" ]] || { echo "build.sh: module not found: $module" >&2; exit 1; }
-    if ! cmp -s "$module" "$destination"; then
-        cp "$module" "$destination"
+# Examples whose package is missing or older than its manifest or a module.
+stale_examples=()
+for manifest in "$root"/examples/*/manifest.json; do
+    example="$(basename "$(dirname "$manifest")")"
+    package="$root/dist/$example.cloudless.tar"
+    modules="$(manifest_modules "$manifest")"
+    [[ -n "$modules" ]] || { echo "build.sh: no modules found in $manifest (write \"modules\": [...] on one line)" >&2; exit 1; }
+    for name in $modules; do
+        # Cargo names crate NAME's library NAME.wasm with "-" written as "_".
+        module="$target_dir/$TARGET/release/${name//-/_}.wasm"
+        destination="$root/dist/$name.wasm"
+        [[ -f "$module" ]] || { echo "build.sh: module $name of $example not found: $module" >&2; exit 1; }
+        if ! cmp -s "$module" "$destination"; then
+            cp "$module" "$destination"
+        fi
+        printf '%-10s %-10s %8d bytes  %s\n' "$example" "$name" "$(wc -c <"$destination")" "dist/$name.wasm"
+        if [[ ! -f "$package" || "$destination" -nt "$package" || "$manifest" -nt "$package" ]]; then
+            stale="$example"
+        fi
+    done
+    if [[ "${stale:-}" == "$example" ]]; then
+        stale_examples+=("$root/examples/$example")
     fi
-    printf '%-12s %8d bytes  %s\n' "$example" "$(wc -c <"$destination")" "dist/$example.wasm"
 done
+
+# NOTE: a package is rebuilt only when its manifest or a module is newer, so
+# after a change of the Python packager delete dist/*.cloudless.tar.
+if [[ ${#stale_examples[@]} -eq 0 ]]; then
+    exit 0
+fi
+
+python_bin="${CLOUDLESS_PYTHON:-$root/../.venv/bin/python}"
+if [[ -x "$python_bin" ]] && "$python_bin" -c "import cloudless.cli" 2>/dev/null; then
+    "$python_bin" -m cloudless package build "${stale_examples[@]}" --wasm-dir "$root/dist" --out-dir "$root/dist"
+    # The packer leaves a package with unchanged bytes alone, so mark it as
+    # up to date here.
+    for example_dir in "${stale_examples[@]}"; do
+        touch "$root/dist/$(basename "$example_dir").cloudless.tar"
+    done
+else
+    echo "build.sh: skipped the packages: $python_bin cannot import cloudless (run tools/setup.sh, or set CLOUDLESS_PYTHON)" >&2
+fi

@@ -2,6 +2,8 @@
 
     ape run create_deal --account-index 5 --app-cid bafkrei... --workers 2 \
         --max-price 1 --deposit 100
+    ape run create_deal --app-cid bafkrei... --billing usage --usage-price 0.002 \
+        --max-usage 100000000 --deposit 10
 
 The owner needs test USDC (`ape run fund --usdc ...`).
 """
@@ -12,33 +14,49 @@ from ape.cli import ConnectedProviderCommand
 
 from cloudless.chain import connect
 from cloudless.chain.keys import private_key_from_env_or_index
-from cloudless.chain.types import DealParams
-from cloudless.cid import cid_to_bytes
+from cloudless.chain.types import MAX_TARGET_WORKERS, DealParams
+from cloudless.cli.common import USDC_DECIMALS, check_app_cid, token_amount
+from cloudless.cli.deal import MAX_UINT64, billing_terms, create_deal_for_flags
+from cloudless.exceptions import CloudlessError
 
 
 @click.command(cls=ConnectedProviderCommand)
-@click.option("--account-index", default=5, show_default=True, help="Local test account of the deal owner (ignored when CLOUDLESS_PRIVATE_KEY is set).")
-@click.option("--app-cid", required=True, help="CIDv1 of the function package (bafkrei...).")
-@click.option("--workers", default=1, show_default=True, help="Target number of workers.")
-@click.option("--min-workers", default=None, type=int, help="Workers needed to be ACTIVE; default: --workers.")
-@click.option("--max-price", required=True, help="Price cap in USDC per CU per epoch.")
-@click.option("--cu-per-worker", default=1, show_default=True, help="Compute units per worker.")
-@click.option("--max-per-provider", default=1, show_default=True, help="Workers one provider may host.")
-@click.option("--duration", default=0, show_default=True, help="Epochs to run; 0 = until the money runs out.")
-@click.option("--deposit", required=True, help="USDC to escrow.")
-def cli(account_index, app_cid, workers, min_workers, max_price, cu_per_worker, max_per_provider, duration, deposit):
-    """Create a subscription deal and escrow its deposit."""
-    session = connect(chain.provider.uri, private_key_from_env_or_index(account_index))
-    params = DealParams(
-        app_cid=cid_to_bytes(app_cid),
-        payment_token=session.usdc.address,
-        max_price_per_cu_per_epoch=session.usdc.parse(max_price),
-        deposit=session.usdc.parse(deposit),
-        cu_per_worker=cu_per_worker,
-        min_workers=min_workers or workers,
-        target_workers=workers,
-        max_workers_per_provider=max_per_provider,
-        duration_epochs=duration,
-    )
-    deal_id = session.create_deal(params)
-    click.echo(f"deal {deal_id} created by {session.address}; status {session.deals.deal_status(deal_id).name}")
+@click.option("--account-index", type=click.IntRange(0, 999), default=5, show_default=True, help="Local test account of the deal owner (ignored when CLOUDLESS_PRIVATE_KEY is set).")
+@click.option("--app-cid", required=True, callback=check_app_cid, help="CIDv1 of the function package (bafkrei...); `cloudless package build` prints it.")
+@click.option("--workers", type=click.IntRange(1, MAX_TARGET_WORKERS), default=1, show_default=True, help="Target number of workers.")
+@click.option("--min-workers", type=click.IntRange(1, MAX_TARGET_WORKERS), default=None, help="Workers needed to be ACTIVE; default: --workers.")
+@click.option("--billing", type=click.Choice(["subscription", "usage"]), default="subscription", show_default=True, help="usage: workers also earn the fuel their calls burn.")
+@click.option("--max-price", callback=token_amount(USDC_DECIMALS), metavar="USDC", default=None, help="Price cap in USDC per CU per epoch; required for subscription deals, default 0 for usage deals.")
+@click.option("--usage-price", callback=token_amount(USDC_DECIMALS), metavar="USDC", default=None, help="Usage deals only: USDC per million fuel, e.g. 0.002.")
+@click.option("--max-usage", type=click.IntRange(1, MAX_UINT64), metavar="FUEL", default=None, help="Usage deals only: maximum fuel billed per worker and epoch.")
+@click.option("--cu-per-worker", type=click.IntRange(1, 1024), default=1, show_default=True, help="Compute units per worker.")
+@click.option("--max-per-provider", type=click.IntRange(1, MAX_TARGET_WORKERS), default=1, show_default=True, help="Workers one provider may host.")
+@click.option("--duration", type=click.IntRange(0, MAX_UINT64 - 1), default=0, show_default=True, help="Epochs to run; 0 = until the money runs out.")
+@click.option("--deposit", required=True, callback=token_amount(USDC_DECIMALS), metavar="USDC", help="USDC to escrow; must cover the reserve.")
+def cli(account_index, app_cid, workers, min_workers, billing, max_price, usage_price, max_usage, cu_per_worker, max_per_provider, duration, deposit):
+    """Create a deal and escrow its deposit."""
+    if min_workers is not None and min_workers > workers:
+        raise click.UsageError(f"--min-workers {min_workers} exceeds --workers {workers}: use --min-workers {workers} or raise --workers")
+    terms = billing_terms(billing, max_price, usage_price, max_usage)
+    try:
+        session = connect(chain.provider.uri, private_key_from_env_or_index(account_index))
+        usdc = session.usdc
+        params = DealParams(
+            app_cid=app_cid,
+            payment_token=usdc.address,
+            max_price_per_cu_per_epoch=usdc.parse(terms.max_price),
+            deposit=usdc.parse(deposit),
+            cu_per_worker=cu_per_worker,
+            min_workers=min_workers or workers,
+            target_workers=workers,
+            max_workers_per_provider=max_per_provider,
+            duration_epochs=duration,
+            billing_mode=terms.mode,
+            usage_price_per_megafuel=usdc.parse(terms.usage_price),
+            max_usage_per_worker_epoch=terms.max_usage,
+        )
+        deal_id = create_deal_for_flags(session, params)
+        status = session.deals.deal_status(deal_id)
+    except (CloudlessError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"deal {deal_id} created by {session.address}; status {status.name}")

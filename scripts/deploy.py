@@ -10,15 +10,16 @@ from ape.cli import ConnectedProviderCommand
 
 from cloudless.chain.deploy import DeploySettings, deploy_and_record
 from cloudless.chain.keys import private_key_from_env_or_index
+from cloudless.exceptions import CloudlessError
 
 
 @click.command(cls=ConnectedProviderCommand)
-@click.option("--epoch-duration", default=60, show_default=True, help="Seconds per epoch.")
-@click.option("--proof-window", default=2, show_default=True, help="Epochs after an epoch ends during which its proof is accepted.")
-@click.option("--min-deposited-epochs", default=2, show_default=True, help="Epochs at the price cap a deal must keep in escrow.")
-@click.option("--collateral-per-cu", default=10, show_default=True, help="FLT of stake per offered compute unit.")
-@click.option("--unbonding-period", default=3600, show_default=True, help="Seconds between an unstake request and the withdrawal.")
-@click.option("--deployer-index", default=0, show_default=True, help="Local test account that deploys (ignored when CLOUDLESS_PRIVATE_KEY is set).")
+@click.option("--epoch-duration", type=click.IntRange(1), default=60, show_default=True, help="Seconds per epoch.")
+@click.option("--proof-window", type=click.IntRange(1), default=2, show_default=True, help="Epochs after an epoch ends during which its proof is accepted.")
+@click.option("--min-deposited-epochs", type=click.IntRange(1), default=2, show_default=True, help="Epochs at the price cap a deal must keep in escrow.")
+@click.option("--collateral-per-cu", type=click.IntRange(0), default=10, show_default=True, help="FLT of stake per offered compute unit.")
+@click.option("--unbonding-period", type=click.IntRange(0), default=3600, show_default=True, help="Seconds between an unstake request and the withdrawal.")
+@click.option("--deployer-index", type=click.IntRange(0, 999), default=0, show_default=True, help="Local test account that deploys (ignored when CLOUDLESS_PRIVATE_KEY is set).")
 def cli(epoch_duration, proof_window, min_deposited_epochs, collateral_per_cu, unbonding_period, deployer_index):
     """Deploy FLT, test USDC, Market and DealManager."""
     rpc_url = chain.provider.uri
@@ -36,7 +37,10 @@ def cli(epoch_duration, proof_window, min_deposited_epochs, collateral_per_cu, u
         collateral_per_cu=collateral_per_cu * 10**18,
         unbonding_period=unbonding_period,
     )
-    deployment, path = deploy_and_record(rpc_url, private_key_from_env_or_index(deployer_index), settings)
+    try:
+        deployment, path = deploy_and_record(rpc_url, private_key_from_env_or_index(deployer_index), settings)
+    except (CloudlessError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
     click.echo(f"deployed to chain {deployment.chain_id}; wrote {path}")
     for name, record in deployment.contracts.items():
         click.echo(f"  {name:12} {record.address}")

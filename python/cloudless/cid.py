@@ -32,6 +32,12 @@ __all__ = [
 CID_PREFIX = bytes([0x01, 0x55, 0x12, 0x20])
 CID_BINARY_LENGTH = len(CID_PREFIX) + hashlib.sha256().digest_size
 
+# Multicodec names of the codecs other than raw that IPFS tools commonly put into CIDs.
+_CODEC_NAMES = {0x70: "dag-pb", 0x71: "dag-cbor"}
+# A CIDv0 is a base58btc sha2-256 multihash: "Qm" and 44 more characters.
+_CIDV0_STRING_LENGTH = 46
+_RAW_CID_FIX = "use the CID that `cloudless package build` prints for the package"
+
 _MULTIBASE_BASE32_LOWER = "b"
 # Base32 without padding: 36 bytes encode to ceil(36 * 8 / 5) = 58 characters.
 _CID_STRING_LENGTH = 1 + (CID_BINARY_LENGTH * 8 + 4) // 5
@@ -63,10 +69,15 @@ def cid_to_bytes(cid: str) -> bytes:
     """
     if not isinstance(cid, str):
         raise InvalidCidError(f"invalid CID {cid!r}: expected a str, got {type(cid).__name__}")
+    if cid.startswith("Qm") and len(cid) == _CIDV0_STRING_LENGTH:
+        raise InvalidCidError(
+            f"invalid CID {cid!r}: it is a CIDv0 (dag-pb), but a deal needs a CIDv1 with the raw codec "
+            f"(bafkrei...): {_RAW_CID_FIX}"
+        )
     if len(cid) != _CID_STRING_LENGTH or not cid.startswith(_MULTIBASE_BASE32_LOWER):
         raise InvalidCidError(
             f"invalid CID {cid!r}: expected {_CID_STRING_LENGTH} characters starting with "
-            "'bafkrei' (CIDv1, raw, sha2-256, lowercase base32)"
+            f"'bafkrei' (CIDv1, raw, sha2-256, lowercase base32): {_RAW_CID_FIX}"
         )
 
     body = cid[1:]
@@ -78,6 +89,7 @@ def cid_to_bytes(cid: str) -> bytes:
     except (binascii.Error, ValueError) as error:
         raise InvalidCidError(f"invalid CID {cid!r}: not valid base32 ({error})") from error
 
+    _check_codec(cid, raw)
     _check_binary_cid(raw)
     # Unused low bits of the last character must be zero, or two strings
     # would decode to the same bytes.
@@ -101,6 +113,19 @@ def verify_cid(data: bytes, cid: str) -> None:
             expected=cid,
             actual=actual,
         )
+
+
+def _check_codec(cid: str, raw: bytes) -> None:
+    """Raise InvalidCidError naming the codec of a CIDv1 sha2-256 CID that is not raw, e.g. dag-pb from a plain `ipfs add`."""
+    if len(raw) != CID_BINARY_LENGTH or raw[0] != CID_PREFIX[0] or raw[2:4] != CID_PREFIX[2:4]:
+        return
+    codec = raw[1]
+    if codec == CID_PREFIX[1]:
+        return
+    kind = f"a {_CODEC_NAMES[codec]} CID" if codec in _CODEC_NAMES else f"a CID with codec 0x{codec:02x}"
+    raise InvalidCidError(
+        f"invalid CID {cid!r}: it is {kind}, but a deal needs a CID with the raw codec (bafkrei...): {_RAW_CID_FIX}"
+    )
 
 
 def _check_binary_cid(raw: bytes) -> None:

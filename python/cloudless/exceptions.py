@@ -55,6 +55,22 @@ class PackageFormatError(PackageError):
     """A function package is not a canonical package tar, is too large or contains invalid Wasm."""
 
 
+class ImportNotAllowedError(PackageFormatError):
+    """A module imports a host function that its grants do not allow, or that no grant allows.
+
+    `module` is the importing module, `import_name` the import as
+    "namespace.name" (for example "wasi_snapshot_preview1.clock_time_get"),
+    and `grant` the manifest grant that would allow it, or None when no
+    grant does (for example the WASI socket functions).
+    """
+
+    def __init__(self, message: str, *, module: str, import_name: str, grant: str | None) -> None:
+        super().__init__(message)
+        self.module = module
+        self.import_name = import_name
+        self.grant = grant
+
+
 class ManifestError(PackageError):
     """A package manifest is missing, is not JSON, breaks the schema or exceeds host limits.
 
@@ -130,6 +146,12 @@ class WasmTrapError(WasmCallError):
     kind = "trap"
 
 
+class StackOverflowError(WasmTrapError):
+    """The guest exhausted the Wasm call stack, usually by deep or unbounded recursion."""
+
+    kind = "stack_overflow"
+
+
 class GuestError(WasmCallError):
     """The guest function returned `{"error": ...}`, and `guest_message` is that error text."""
 
@@ -150,6 +172,17 @@ class InvalidOutputError(WasmCallError):
     """The guest broke the call ABI, for example with a bad output pointer or non-JSON output."""
 
     kind = "invalid_output"
+
+
+class OutputTooLargeError(InvalidOutputError):
+    """The guest returned more output bytes than the host accepts (`max_output_bytes`)."""
+
+    kind = "output_too_large"
+
+    def __init__(self, message: str, *, fuel_used: int = 0, output_bytes: int = 0, max_output_bytes: int = 0) -> None:
+        super().__init__(message, fuel_used=fuel_used)
+        self.output_bytes = output_bytes
+        self.max_output_bytes = max_output_bytes
 
 
 class ReceiptError(CloudlessError, ValueError):
@@ -179,6 +212,30 @@ class ContractRevertError(ChainError):
 
 class TransactionFailedError(ChainError):
     """A transaction was mined but failed, or did not get mined in time."""
+
+
+class InsufficientBalanceError(ChainError):
+    """The signer has less of a token than an action needs.
+
+    `balance` and `required` are in the token's base units.
+    """
+
+    def __init__(self, message: str, *, balance: int, required: int) -> None:
+        super().__init__(message)
+        self.balance = balance
+        self.required = required
+
+
+class DepositBelowReserveError(ConfigError):
+    """A new deal's deposit does not cover the reserve that `createDeal` requires.
+
+    `deposit` and `reserve` are in payment-token base units.
+    """
+
+    def __init__(self, message: str, *, deposit: int, reserve: int) -> None:
+        super().__init__(message)
+        self.deposit = deposit
+        self.reserve = reserve
 
 
 class InvalidSignatureError(ReceiptError):

@@ -56,6 +56,7 @@ def test_buy_delivers_usdc(chain: LocalChain, root: Path, tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert "order card-1: mock card payment of 25.00 USD" in result.output
     assert "no real payment was made" in result.output
+    assert result.output.count("captured for order card-1") == 1
     assert "fee 0.38 USD (1.5 %), rate 1.00 USDC per USD, delivers 24.62 USDC" in result.output
     assert f"delivered 24.62 USDC to {recipient} on chain 31337" in result.output
     assert usdc.balance_of(recipient) == 24_620_000
@@ -107,6 +108,7 @@ def test_order_id_reused_for_other_order(chain: LocalChain, root: Path, tmp_path
     assert result.exit_code == 1
     assert "order id 'reuse-1' was already used for 5.00 USD" in result.output
     assert "pass a new --order-id" in result.output
+    assert "captured" not in result.output
     # 5.00 USD less the 0.08 USD fee (1.5 % is 0.075, rounded half up).
     assert usdc.balance_of(recipient) == 4_920_000
 
@@ -145,6 +147,7 @@ def test_buy_rejects_key_without_mint_right(chain: LocalChain, root: Path, tmp_p
 
     assert result.exit_code == 1
     assert "does not own TestUSDC" in result.output
+    assert "captured" not in result.output
     assert records(tmp_path, "no-owner") == []
     assert chain.session(0).usdc.balance_of(recipient) == 0
 

@@ -141,3 +141,18 @@ def test_cid_from_bytes_rejects_wrong_layout(bad_raw: bytes) -> None:
 def test_verify_cid_rejects_malformed_cid() -> None:
     with pytest.raises(InvalidCidError):
         verify_cid(b"", "not-a-cid")
+
+
+def test_dag_pb_cid_named() -> None:
+    dag_pb = "bafybeibnoelefnzgwbcacyt4vh52ymxvzbjq7mmqhtcnwarfq4lzegsiqe"
+    with pytest.raises(InvalidCidError) as raised:
+        cid_to_bytes(dag_pb)
+    assert f"invalid CID {dag_pb!r}: it is a dag-pb CID" in str(raised.value)
+    assert "raw codec (bafkrei...)" in str(raised.value)
+    assert "`cloudless package build`" in str(raised.value)
+
+
+def test_cid_v0_named() -> None:
+    with pytest.raises(InvalidCidError) as raised:
+        cid_to_bytes("QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG")
+    assert "it is a CIDv0 (dag-pb)" in str(raised.value)

@@ -30,13 +30,16 @@ from cloudless.exceptions import (
     InvalidInputError,
     InvalidOutputError,
     MemoryLimitError,
+    OutputTooLargeError,
     PackageFormatError,
     PackageIntegrityError,
+    StackOverflowError,
     WallTimeExceededError,
     WasmCallError,
     WasmTrapError,
 )
 from cloudless.cid import compute_cid
+from cloudless.runtime.cache import ENTRY_MAGIC
 from cloudless.runtime import (
     HostLimits,
     LoadedPackage,
@@ -275,12 +278,18 @@ def guest_template(
     modules: tuple[str, ...] = ("guest",),
     limits: dict[str, int] | None = None,
     wasi: dict[str, Any] | None = None,
+    grants: list[str] | None = None,
 ) -> dict[str, Any]:
+    """Return a manifest template. `grants`, when given, is set on every module."""
+    module_entries: list[dict[str, Any]] = [{"name": name} for name in modules]
+    if grants is not None:
+        for entry in module_entries:
+            entry["grants"] = list(grants)
     template: dict[str, Any] = {
         "abi": 1,
         "name": "wat-guest",
         "version": "1.0.0",
-        "modules": [{"name": name} for name in modules],
+        "modules": module_entries,
         "functions": [{"name": name, "description": f"Test case {name}."} for name in functions],
         "limits": dict(DEFAULT_LIMITS, **(limits or {})),
     }
@@ -289,9 +298,11 @@ def guest_template(
     return template
 
 
-def guest_package(limits: dict[str, int] | None = None, wasi: dict[str, Any] | None = None) -> bytes:
+def guest_package(
+    limits: dict[str, int] | None = None, wasi: dict[str, Any] | None = None, grants: list[str] | None = None
+) -> bytes:
     wasm = wasmtime.wat2wasm(guest_wat())
-    return build_package(guest_template(limits=limits, wasi=wasi), {"guest": wasm})
+    return build_package(guest_template(limits=limits, wasi=wasi, grants=grants), {"guest": wasm})
 
 
 @pytest.fixture(scope="module")
@@ -546,9 +557,14 @@ def test_call_stdin_is_empty(runtime: WasmRuntime, guest: LoadedPackage) -> None
 
 
 def test_call_env_is_empty_unless_granted(runtime: WasmRuntime, guest: LoadedPackage) -> None:
-    granted = runtime.load(guest_package(wasi={"env": {"GREETING": "hi", "LANG": "C"}}))
+    env = {"GREETING": "hi", "LANG": "C"}
+    # Manifests from before grants existed set wasi.env without the "env"
+    # grant. They still load, but their modules no longer see the variables.
+    without_grant = runtime.load(guest_package(wasi={"env": env}))
+    granted = runtime.load(guest_package(wasi={"env": env}, grants=["env"]))
 
     assert call_json(runtime, guest, "env_count") == 0
+    assert call_json(runtime, without_grant, "env_count") == 0
     assert call_json(runtime, granted, "env_count") == 2
 
 
@@ -666,9 +682,11 @@ def test_every_call_error_has_kind_and_fuel_used() -> None:
         MemoryLimitError: "memory_limit",
         WallTimeExceededError: "timeout",
         WasmTrapError: "trap",
+        StackOverflowError: "stack_overflow",
         GuestError: "guest_error",
         InvalidInputError: "invalid_input",
         InvalidOutputError: "invalid_output",
+        OutputTooLargeError: "output_too_large",
     }
     for error_class, kind in kinds.items():
         error = error_class("message", fuel_used=5)
@@ -702,7 +720,7 @@ def test_load_uses_disk_cache_in_fresh_runtime(tmp_path: Path) -> None:
     for cache_file in cache_files:
         assert cache_file is not None
         assert cache_file.is_file()
-        assert cache_file.with_name(cache_file.name + ".sha256").is_file()
+        assert cache_file.read_bytes().startswith(ENTRY_MAGIC)
         assert cid in cache_file.name
         assert wasmtime_version() in cache_file.name
 
@@ -751,9 +769,7 @@ def test_load_recompiles_undeserializable_cache(tmp_path: Path, caplog: pytest.L
     # Garbage with a matching digest passes the digest check, so wasmtime's
     # own header check must catch it.
     garbage = b"this is not a serialized wasmtime module"
-    cache_file.write_bytes(garbage)
-    digest_file = cache_file.with_name(cache_file.name + ".sha256")
-    digest_file.write_text(hashlib.sha256(garbage).hexdigest())
+    cache_file.write_bytes(ENTRY_MAGIC + hashlib.sha256(garbage).digest() + garbage)
 
     with caplog.at_level(logging.WARNING, logger="cloudless.runtime"):
         with WasmRuntime(cache_dir=tmp_path) as second_runtime:

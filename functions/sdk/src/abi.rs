@@ -52,7 +52,7 @@ pub fn pack_output(ptr: u32, len: u32) -> i64 {
 /// the host. Traps if the allocation fails, because the host then has no way
 /// to receive an envelope.
 #[cfg(target_arch = "wasm32")]
-fn into_host_buffer(bytes: &[u8]) -> i64 {
+pub fn into_host_buffer(bytes: &[u8]) -> i64 {
     let ptr = allocate(bytes.len());
     if ptr.is_null() {
         alloc::handle_alloc_error(buffer_layout(bytes.len()).expect("output fits in memory"));
@@ -105,6 +105,18 @@ where
     let _ = std::io::Write::flush(&mut std::io::stdout());
 
     into_host_buffer(&output)
+}
+
+/// Runs one call of a `cloudless_describe_NAME` export: returns the type
+/// description of `handler` packed like a function's output.
+///
+/// [`export_function!`](crate::export_function) expands to a call of this.
+#[cfg(target_arch = "wasm32")]
+pub fn describe_export<I, O, E, F>(handler: F) -> i64
+where
+    F: FnOnce(I) -> Result<O, E>,
+{
+    into_host_buffer(&crate::describe::describe_handler(&handler))
 }
 
 /// The allocator exports. They are defined once here with `#[no_mangle]`,

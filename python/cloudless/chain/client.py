@@ -51,6 +51,8 @@ ERROR_HINTS: dict[str, str] = {
     "MarketSignerInUse": "give every peer its own signer key",
     "ERC20InsufficientAllowance": "approve the contract for the amount first",
     "ERC20InsufficientBalance": "fund the account with enough tokens first (`ape run fund`)",
+    "OwnableUnauthorizedAccount": "only the contract's owner may do this; for the test tokens that is the deployer, "
+    "so sign with its key (account 0 on a local chain)",
     "FaucetCooldownActive": "retry at unix time nextDripAt (block time), or name another recipient",
     "FaucetEmpty": "the faucet owner must transfer or mint more of that token to the faucet",
 }

@@ -11,6 +11,7 @@ from web3.types import TxReceipt
 
 from cloudless.chain.client import ChainClient
 from cloudless.chain.types import Deal, DealParams, DealStatus, EpochProof, EpochProofEntry, SkipReason, Worker
+from cloudless.formatting import format_count
 
 __all__ = ["ClaimResult", "DealClient", "MatchResult"]
 
@@ -54,8 +55,9 @@ class DealClient:
     def create_deal(self, params: DealParams) -> int:
         """Create a deal (approve the deposit first) and return its id."""
         logger.info(
-            "creating deal for %d workers at cap %d per CU per epoch, deposit %d",
-            params.target_workers,
+            "creating %s deal for %s at cap %d base units per CU per epoch, deposit %d base units",
+            params.billing_mode.name,
+            format_count(params.target_workers, "worker"),
             params.max_price_per_cu_per_epoch,
             params.deposit,
         )
@@ -95,12 +97,12 @@ class DealClient:
     # -------------------------------------------------- proofs and claims
 
     def submit_epoch_proof(self, worker_id: int, epoch: int, root: bytes, calls: int, usage: int) -> TxReceipt:
-        logger.info("proving worker %d epoch %d: %d calls, %d fuel", worker_id, epoch, calls, usage)
+        logger.info("proving worker %d epoch %d: %s, %d fuel", worker_id, epoch, format_count(calls, "call"), usage)
         return self.client.transact(self.contract.functions.submitEpochProof(worker_id, epoch, root, calls, usage))
 
     def submit_epoch_proofs(self, entries: Sequence[EpochProofEntry]) -> TxReceipt:
         """Send many epoch proofs of the signer's peers in one transaction."""
-        logger.info("proving %d worker epochs in one batch", len(entries))
+        logger.info("proving %s in one batch", format_count(len(entries), "worker epoch"))
         return self.client.transact(
             self.contract.functions.submitEpochProofs([entry.as_tuple() for entry in entries])
         )

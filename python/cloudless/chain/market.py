@@ -10,6 +10,7 @@ from web3.types import TxReceipt
 
 from cloudless.chain.client import ChainClient
 from cloudless.chain.types import Offer, OfferTerms, Peer, PeerSpec, Provider
+from cloudless.formatting import format_count
 
 __all__ = ["MarketClient"]
 
@@ -60,7 +61,9 @@ class MarketClient:
         receipt = self.client.transact(function)
         (event,) = self.contract.events.OfferCreated().process_receipt(receipt, errors=DISCARD)
         offer_id = int(event.args.offerId)
-        logger.info("created offer %d with %d peers at %d per CU per epoch", offer_id, len(peers), terms.price_per_cu_per_epoch)
+        logger.info(
+            "created offer %d with %s at %d base units per CU per epoch", offer_id, format_count(len(peers), "peer"), terms.price_per_cu_per_epoch
+        )
         return offer_id
 
     def set_offer_price(self, offer_id: int, price: int) -> TxReceipt:

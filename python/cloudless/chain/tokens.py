@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, Inexact, InvalidOperation, localcontext
 
 from web3.types import TxReceipt
 
@@ -14,16 +14,32 @@ __all__ = ["TokenClient", "format_units", "parse_units"]
 
 logger = logging.getLogger("cloudless.chain")
 
+MAX_UINT256 = 2**256 - 1
+
 
 def parse_units(amount: str | int | Decimal, decimals: int) -> int:
     """Convert a human amount ("12.5") into base units, rejecting extra precision."""
     try:
-        value = Decimal(str(amount))
+        value = Decimal(str(amount).strip())
     except InvalidOperation as error:
         raise ConfigError(f"invalid token amount {amount!r}: use a decimal number such as 12.5") from error
-    scaled = value * (Decimal(10) ** decimals)
-    if value < 0 or scaled != scaled.to_integral_value():
-        raise ConfigError(f"invalid token amount {amount!r}: it must be non-negative with at most {decimals} decimals")
+    if not value.is_finite():
+        raise ConfigError(f"invalid token amount {amount!r}: use a decimal number such as 12.5")
+    if value < 0:
+        raise ConfigError(f"invalid token amount {amount!r}: it must not be negative")
+    # The default context keeps 28 digits, which would round 18-decimal
+    # amounts of more than 10 whole tokens; here any rounding raises Inexact.
+    with localcontext() as context:
+        context.prec = 100
+        context.traps[Inexact] = True
+        try:
+            scaled = value.scaleb(decimals)
+        except Inexact as error:
+            raise ConfigError(f"invalid token amount {amount!r}: it has too many digits") from error
+    if scaled != scaled.to_integral_value():
+        raise ConfigError(f"invalid token amount {amount!r}: the token has at most {decimals} decimals")
+    if scaled > MAX_UINT256:
+        raise ConfigError(f"invalid token amount {amount!r}: it exceeds the largest ERC-20 amount (2**256 - 1 base units)")
     return int(scaled)
 
 

@@ -21,11 +21,20 @@ __all__ = [
     "Provider",
     "SkipReason",
     "Worker",
+    "FUEL_PER_MEGAFUEL",
+    "MAX_PROVIDERS",
+    "MAX_REGIONS",
+    "MAX_TARGET_WORKERS",
     "OPEN_ENDED_EPOCH",
 ]
 
 # Fuel per unit of a deal's `usagePricePerMegafuel`.
 FUEL_PER_MEGAFUEL = 1_000_000
+
+# Limits of `createDeal`, as the DealManager's constants set them.
+MAX_TARGET_WORKERS = 100
+MAX_REGIONS = 32
+MAX_PROVIDERS = 64
 
 # `endEpoch` and `leftEpoch` of something that has not ended: type(uint64).max.
 OPEN_ENDED_EPOCH = 2**64 - 1
@@ -182,6 +191,26 @@ class DealParams:
             self.max_usage_per_worker_epoch,
             self.deposit,
         )
+
+    def reserve(self, min_deposited_epochs: int) -> int:
+        """Return the least deposit that `createDeal` accepts, in base units.
+
+        It covers `reserve_epochs` epochs of every target worker at `max_worker_rate`,
+        as the DealManager's `_reserve` computes it for a new deal.
+        """
+        return self.reserve_epochs(min_deposited_epochs) * self.target_workers * self.max_worker_rate
+
+    def reserve_epochs(self, min_deposited_epochs: int) -> int:
+        """Return the epochs that the reserve covers: `min_deposited_epochs`, or the duration if that is shorter."""
+        return min(min_deposited_epochs, self.duration_epochs) if self.duration_epochs else min_deposited_epochs
+
+    @property
+    def max_worker_rate(self) -> int:
+        """Maximum cost of one worker per epoch, in base units: the price cap times its CUs plus the usage cap at the usage price."""
+        usage_per_worker = 0
+        if self.billing_mode == BillingMode.USAGE:
+            usage_per_worker = self.max_usage_per_worker_epoch * self.usage_price_per_megafuel // FUEL_PER_MEGAFUEL
+        return self.max_price_per_cu_per_epoch * self.cu_per_worker + usage_per_worker
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cloudless import __version__
+from cloudless.cli.build import build
 from cloudless.cli.call import call
 from cloudless.cli.common import setup_logging
 from cloudless.cli.deal import deal
@@ -12,6 +13,7 @@ from cloudless.cli.demo import demo
 from cloudless.cli.deploy import deploy
 from cloudless.cli.faucet import faucet
 from cloudless.cli.gateway import gateway
+from cloudless.cli.init import init
 from cloudless.cli.matcher import matcher
 from cloudless.cli.onramp import onramp
 from cloudless.cli.package import package
@@ -28,7 +30,7 @@ def cli(verbose: int) -> None:
     setup_logging(verbose)
 
 
-for command in (call, deal, demo, deploy, faucet, gateway, matcher, onramp, package, provider):
+for command in (build, call, deal, demo, deploy, faucet, gateway, init, matcher, onramp, package, provider):
     cli.add_command(command)
 
 

@@ -6,17 +6,39 @@ import functools
 import logging
 import os
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import click
 
+from cloudless.chain.addresses import parse_address
 from cloudless.chain.keys import anvil_account_key
 from cloudless.chain.session import Session, connect
-from cloudless.exceptions import CloudlessError
+from cloudless.chain.tokens import parse_units
+from cloudless.cid import cid_to_bytes
+from cloudless.exceptions import CloudlessError, ConfigError, InvalidCidError
 
-__all__ = ["DEFAULT_RPC_URL", "check_gateway_url", "handle_errors", "open_session", "rpc_option", "key_options", "setup_logging"]
+__all__ = [
+    "DEFAULT_RPC_URL",
+    "FLT_DECIMALS",
+    "USDC_DECIMALS",
+    "check_address",
+    "check_app_cid",
+    "check_gateway_url",
+    "check_recipient",
+    "handle_errors",
+    "key_options",
+    "open_session",
+    "rpc_option",
+    "setup_logging",
+    "token_amount",
+]
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+
+# Decimals of the deployment's tokens: TestUSDC has 6, as USDC does, and FLT 18.
+USDC_DECIMALS = 6
+FLT_DECIMALS = 18
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,3 +103,54 @@ def check_gateway_url(gateway: str) -> None:
     """Raise UsageError unless `gateway` is an http(s) URL."""
     if not gateway.startswith(("http://", "https://")):
         raise click.UsageError(f"invalid gateway URL {gateway!r}: use http://HOST:PORT, e.g. http://127.0.0.1:8080")
+
+
+def token_amount(decimals: int, *, above_zero: bool = False) -> Callable[[click.Context, click.Parameter, str | None], Decimal | None]:
+    """Build a click callback that checks a token amount and returns it as a Decimal of whole tokens.
+
+    A bad amount raises click.BadParameter, so click names the option and
+    exits with code 2. Convert the result with `TokenClient.parse`.
+    """
+
+    def callback(context: click.Context, parameter: click.Parameter, value: str | None) -> Decimal | None:
+        if value is None:
+            return None
+        try:
+            base_units = parse_units(value, decimals)
+        except ConfigError as error:
+            raise click.BadParameter(str(error)) from error
+        if above_zero and base_units == 0:
+            raise click.BadParameter(f"invalid token amount {value!r}: it must be above 0")
+        return Decimal(value.strip())
+
+    return callback
+
+
+def check_address(context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
+    """Click callback: return the checksummed address, or raise click.BadParameter."""
+    if value is None:
+        return None
+    try:
+        return parse_address(value)
+    except ConfigError as error:
+        raise click.BadParameter(str(error)) from error
+
+
+def check_recipient(context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
+    """Click callback: like `check_address`, but also reject the zero address, where tokens are lost."""
+    address = check_address(context, parameter, value)
+    if address is not None and int(address, 16) == 0:
+        raise click.BadParameter(
+            f"invalid address {value!r}: tokens sent to the zero address are lost; pass the address that should receive them"
+        )
+    return address
+
+
+def check_app_cid(context: click.Context, parameter: click.Parameter, value: str | None) -> bytes | None:
+    """Click callback: return the 36-byte binary form of a package CID, or raise click.BadParameter."""
+    if value is None:
+        return None
+    try:
+        return cid_to_bytes(value)
+    except InvalidCidError as error:
+        raise click.BadParameter(str(error)) from error

@@ -2,18 +2,97 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
+
 import click
 from eth_utils import is_address
 from rich.console import Console
 from rich.table import Table
 
-from cloudless.chain.types import OPEN_ENDED_EPOCH, AccessMode, DealParams
-from cloudless.cid import cid_from_bytes, cid_to_bytes
-from cloudless.cli.common import handle_errors, key_options, open_session, rpc_option
+from cloudless.chain.session import Session
+from cloudless.chain.tokens import TokenClient
+from cloudless.chain.types import (
+    MAX_PROVIDERS,
+    MAX_REGIONS,
+    MAX_TARGET_WORKERS,
+    OPEN_ENDED_EPOCH,
+    AccessMode,
+    BillingMode,
+    Deal,
+    DealParams,
+)
+from cloudless.cid import cid_from_bytes
+from cloudless.cli.common import USDC_DECIMALS, check_app_cid, handle_errors, key_options, open_session, rpc_option, token_amount
+from cloudless.exceptions import ContractRevertError, DepositBelowReserveError, InsufficientBalanceError
+from cloudless.formatting import format_count
 
-__all__ = ["deal"]
+__all__ = ["BillingTerms", "billing_terms", "create_deal_for_flags", "deal"]
 
-console = Console()
+# soft_wrap: long lines (addresses, CIDs) stay whole instead of wrapping at the terminal width.
+console = Console(soft_wrap=True)
+
+MAX_UINT64 = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class BillingTerms:
+    """Billing options of `deal create`, checked against each other."""
+
+    mode: BillingMode
+    max_price: Decimal  # USDC per CU per epoch
+    usage_price: Decimal  # USDC per million fuel; 0 for SUBSCRIPTION
+    max_usage: int  # fuel per worker and epoch; 0 for SUBSCRIPTION
+
+
+def billing_terms(billing: str, max_price: Decimal | None, usage_price: Decimal | None, max_usage: int | None) -> BillingTerms:
+    """Check --billing, --max-price, --usage-price and --max-usage together as `createDeal` does, and raise click.UsageError on a conflict."""
+    if billing == "subscription":
+        for flag, value in (("--usage-price", usage_price), ("--max-usage", max_usage)):
+            if value is not None:
+                raise click.UsageError(f"{flag} applies to usage-billed deals only: add --billing usage, or drop {flag}")
+        if max_price is None:
+            raise click.UsageError(
+                "missing --max-price: a subscription deal needs a price cap in USDC per CU per epoch, e.g. --max-price 0.5"
+            )
+        if max_price == 0:
+            raise click.UsageError(
+                "invalid --max-price 0: a subscription deal pays only the CU price, so its cap must be above 0 "
+                "(e.g. --max-price 0.5); for a deal that pays for fuel alone, use --billing usage"
+            )
+        return BillingTerms(BillingMode.SUBSCRIPTION, max_price, Decimal(0), 0)
+
+    if usage_price is None:
+        raise click.UsageError(
+            "missing --usage-price: a usage-billed deal needs a price in USDC per million fuel, e.g. --usage-price 0.002"
+        )
+    if usage_price == 0:
+        raise click.UsageError("invalid --usage-price 0: a usage-billed deal needs a price above 0, e.g. --usage-price 0.002")
+    if max_usage is None:
+        raise click.UsageError(
+            "missing --max-usage: a usage-billed deal needs the maximum fuel billed per worker and epoch, e.g. --max-usage 100000000"
+        )
+    return BillingTerms(BillingMode.USAGE, max_price if max_price is not None else Decimal(0), usage_price, max_usage)
+
+
+def create_deal_for_flags(session: Session, params: DealParams) -> int:
+    """Create the deal with `Session.create_deal`, and reword its deposit checks around the --deposit flag."""
+    usdc = session.usdc
+    try:
+        return session.create_deal(params)
+    except DepositBelowReserveError as error:
+        epochs = params.reserve_epochs(session.deployment.epoch.min_deposited_epochs)
+        raise click.ClickException(
+            f"--deposit {usdc.format(error.deposit)} USDC is below the reserve of {usdc.format(error.reserve)} USDC "
+            f"for these settings ({format_count(epochs, 'epoch')} x {format_count(params.target_workers, 'worker')} x "
+            f"{usdc.format(params.max_worker_rate)} USDC per worker and epoch): pass --deposit {usdc.format(error.reserve)} or more"
+        ) from error
+    except InsufficientBalanceError as error:
+        raise click.ClickException(
+            f"--deposit {usdc.format(error.required)} USDC exceeds the {usdc.format(error.balance)} USDC balance of "
+            f"{session.address}: get test USDC with `cloudless faucet drip` or `cloudless onramp buy`, "
+            "or pass a smaller --deposit"
+        ) from error
 
 
 @click.group()
@@ -24,27 +103,46 @@ def deal() -> None:
 @deal.command("create")
 @rpc_option
 @key_options(default_index=5)
-@click.option("--app-cid", required=True, help="CIDv1 of the function package (bafkrei...); `cloudless package build` prints it.")
-@click.option("--workers", type=click.IntRange(1, 1000), default=1, show_default=True, help="Target number of workers.")
-@click.option("--min-workers", type=click.IntRange(1, 1000), default=None, help="Workers needed for ACTIVE status.  [default: --workers]")
-@click.option("--max-price", required=True, help="Price cap in USDC per CU per epoch, e.g. 1.5.")
+@click.option("--app-cid", required=True, callback=check_app_cid, help="CIDv1 of the function package (bafkrei...); `cloudless package build` prints it.")
+@click.option("--workers", type=click.IntRange(1, MAX_TARGET_WORKERS), default=1, show_default=True, help="Target number of workers.")
+@click.option("--min-workers", type=click.IntRange(1, MAX_TARGET_WORKERS), default=None, help="Workers needed for ACTIVE status.  [default: --workers]")
+@click.option(
+    "--billing",
+    type=click.Choice(["subscription", "usage"]),
+    default="subscription",
+    show_default=True,
+    help="subscription: workers earn the matched price per CU per epoch. "
+    "usage: they also earn the fuel their calls burn, at --usage-price, up to --max-usage per epoch.",
+)
+@click.option(
+    "--max-price",
+    callback=token_amount(USDC_DECIMALS),
+    metavar="USDC",
+    default=None,
+    help="Price cap in USDC per CU per epoch, e.g. 1.5. Required for subscription deals.  [default for usage deals: 0]",
+)
+@click.option("--usage-price", callback=token_amount(USDC_DECIMALS), metavar="USDC", default=None, help="Usage deals only: USDC per million fuel, e.g. 0.002.")
+@click.option("--max-usage", type=click.IntRange(1, MAX_UINT64), metavar="FUEL", default=None, help="Usage deals only: maximum fuel billed per worker and epoch, e.g. 100000000.")
 @click.option("--cu-per-worker", type=click.IntRange(1, 1024), default=1, show_default=True, help="Compute units per worker.")
-@click.option("--max-per-provider", type=click.IntRange(1, 1000), default=1, show_default=True, help="Workers one provider may host.")
-@click.option("--duration", type=click.IntRange(0), default=0, show_default=True, help="Epochs to run; 0 = until the money runs out or `deal stop`.")
-@click.option("--region", "regions", type=click.IntRange(0, 65535), multiple=True, help="Allowed region code; repeat for several.  [default: any]")
+@click.option("--max-per-provider", type=click.IntRange(1, MAX_TARGET_WORKERS), default=1, show_default=True, help="Workers one provider may host.")
+@click.option("--duration", type=click.IntRange(0, MAX_UINT64 - 1), default=0, show_default=True, help="Epochs to run; 0 = until the money runs out or `deal stop`.")
+@click.option("--region", "regions", type=click.IntRange(0, 65535), multiple=True, help=f"Allowed region code; repeat for up to {MAX_REGIONS}.  [default: any]")
 @click.option("--min-tier", type=click.IntRange(0, 4), default=0, show_default=True, help="Lowest datacenter tier.")
 @click.option("--min-sla-bps", type=click.IntRange(0, 10000), default=0, show_default=True, help="Lowest SLA in basis points.")
-@click.option("--allow", "allow", multiple=True, help="Only these provider addresses; repeat for several.")
-@click.option("--deny", "deny", multiple=True, help="Never these provider addresses; repeat for several.")
-@click.option("--deposit", required=True, help="USDC to escrow; must cover the reserve.")
+@click.option("--allow", "allow", multiple=True, help=f"Only these provider addresses; repeat for up to {MAX_PROVIDERS}.")
+@click.option("--deny", "deny", multiple=True, help=f"Never these provider addresses; repeat for up to {MAX_PROVIDERS}.")
+@click.option("--deposit", required=True, callback=token_amount(USDC_DECIMALS), metavar="USDC", help="USDC to escrow; must cover the reserve.")
 @handle_errors
 def create_deal(
     rpc_url: str,
     account_index: int | None,
-    app_cid: str,
+    app_cid: bytes,
     workers: int,
     min_workers: int | None,
-    max_price: str,
+    billing: str,
+    max_price: Decimal | None,
+    usage_price: Decimal | None,
+    max_usage: int | None,
     cu_per_worker: int,
     max_per_provider: int,
     duration: int,
@@ -53,7 +151,7 @@ def create_deal(
     min_sla_bps: int,
     allow: tuple[str, ...],
     deny: tuple[str, ...],
-    deposit: str,
+    deposit: Decimal,
 ) -> None:
     """Create a deal and escrow its deposit."""
     if allow and deny:
@@ -61,8 +159,15 @@ def create_deal(
     for address in allow + deny:
         if not is_address(address):
             raise click.UsageError(f"invalid provider address {address!r}: use a 0x-prefixed 20-byte hex address")
+    if len(allow + deny) > MAX_PROVIDERS:
+        raise click.UsageError(
+            f"too many --allow or --deny addresses ({len(allow + deny)}): a deal lists at most {MAX_PROVIDERS} providers"
+        )
+    if len(regions) > MAX_REGIONS:
+        raise click.UsageError(f"too many --region options ({len(regions)}): a deal allows at most {MAX_REGIONS} regions")
     if min_workers is not None and min_workers > workers:
         raise click.UsageError(f"--min-workers {min_workers} exceeds --workers {workers}: use --min-workers {workers} or raise --workers")
+    terms = billing_terms(billing, max_price, usage_price, max_usage)
 
     session = open_session(rpc_url, account_index)
     access_mode = AccessMode.NONE
@@ -70,11 +175,12 @@ def create_deal(
         access_mode = AccessMode.ALLOW_LIST
     elif deny:
         access_mode = AccessMode.DENY_LIST
+    usdc = session.usdc
     params = DealParams(
-        app_cid=cid_to_bytes(app_cid),
-        payment_token=session.usdc.address,
-        max_price_per_cu_per_epoch=session.usdc.parse(max_price),
-        deposit=session.usdc.parse(deposit),
+        app_cid=app_cid,
+        payment_token=usdc.address,
+        max_price_per_cu_per_epoch=usdc.parse(terms.max_price),
+        deposit=usdc.parse(deposit),
         cu_per_worker=cu_per_worker,
         min_workers=min_workers or workers,
         target_workers=workers,
@@ -85,10 +191,24 @@ def create_deal(
         min_sla_bps=min_sla_bps,
         access_mode=access_mode,
         providers=allow or deny,
+        billing_mode=terms.mode,
+        usage_price_per_megafuel=usdc.parse(terms.usage_price),
+        max_usage_per_worker_epoch=terms.max_usage,
     )
-    deal_id = session.create_deal(params)
+    deal_id = create_deal_for_flags(session, params)
     status = session.deals.deal_status(deal_id)
     console.print(f"deal [bold]{deal_id}[/bold] created by {session.address}: status {status.name}")
+
+
+def _describe_billing(info: Deal, usdc: TokenClient) -> str:
+    """Describe a deal's billing mode and, for USAGE deals, its usage price and cap."""
+    if info.billing_mode != BillingMode.USAGE:
+        return f"billing {info.billing_mode.name}"
+    return (
+        f"billing USAGE: {usdc.format(info.usage_price_per_megafuel)} USDC per million fuel, at most "
+        f"{info.max_usage_per_worker_epoch} fuel per worker and epoch "
+        f"(up to {usdc.format(info.usage_reserve_per_worker)} USDC per worker and epoch on top of the CU price)"
+    )
 
 
 @deal.command("status")
@@ -96,11 +216,12 @@ def create_deal(
 @click.argument("deal_id", type=click.IntRange(1))
 @handle_errors
 def deal_status(rpc_url: str, deal_id: int) -> None:
-    """Show a deal's status, balance and workers."""
+    """Show a deal's status, billing, balance and workers."""
     session = open_session(rpc_url, None)
     deals = session.deals
-    if deal_id > deals.deal_count():
-        raise click.ClickException(f"deal {deal_id} not found: this deployment has {deals.deal_count()} deals")
+    deal_count = deals.deal_count()
+    if deal_id > deal_count:
+        raise click.ClickException(f"deal {deal_id} not found: this deployment has {format_count(deal_count, 'deal')}")
 
     info = deals.get_deal(deal_id)
     usdc = session.usdc
@@ -111,6 +232,7 @@ def deal_status(rpc_url: str, deal_id: int) -> None:
         f"  workers {info.active_workers}/{info.target_workers} (min {info.min_workers})  cap "
         f"{usdc.format(info.max_price_per_cu_per_epoch)} USDC/CU/epoch  epochs {info.start_epoch}..{end}"
     )
+    console.print(f"  {_describe_billing(info, usdc)}")
     # The views settle to the current epoch; what settlement would move out
     # of the stored balance is pending too.
     balance_now = deals.deal_balance(deal_id)
@@ -120,8 +242,12 @@ def deal_status(rpc_url: str, deal_id: int) -> None:
         f"withdrawable {usdc.format(deals.withdrawable(deal_id))}"
     )
 
+    worker_ids = deals.deal_worker_ids(deal_id)
+    if not worker_ids:
+        console.print("  no workers placed yet")
+        return
     table = Table("worker", "peer", "provider", "USDC/epoch", "joined", "left", "claimed until", "active")
-    for worker_id in deals.deal_worker_ids(deal_id):
+    for worker_id in worker_ids:
         worker = deals.get_worker(worker_id)
         left = "-" if worker.left_epoch == OPEN_ENDED_EPOCH else str(worker.left_epoch)
         table.add_row(
@@ -141,26 +267,45 @@ def deal_status(rpc_url: str, deal_id: int) -> None:
 @rpc_option
 @key_options(default_index=5)
 @click.argument("deal_id", type=click.IntRange(1))
-@click.argument("amount")
+@click.argument("amount", callback=token_amount(USDC_DECIMALS, above_zero=True), metavar="AMOUNT")
 @handle_errors
-def deposit(rpc_url: str, account_index: int | None, deal_id: int, amount: str) -> None:
+def deposit(rpc_url: str, account_index: int | None, deal_id: int, amount: Decimal) -> None:
     """Top a deal up with AMOUNT USDC."""
     session = open_session(rpc_url, account_index)
     session.deposit(deal_id, session.usdc.parse(amount))
     console.print(f"deal {deal_id}: balance {session.usdc.format(session.deals.deal_balance(deal_id))} USDC")
 
 
+def _withdraw_limit_message(usdc: TokenClient, deal_id: int, amount: int, withdrawable: int) -> str:
+    return (
+        f"cannot withdraw {usdc.format(amount)} USDC from deal {deal_id}: at most {usdc.format(withdrawable)} USDC "
+        "can be withdrawn now; the rest is the reserve"
+    )
+
+
 @deal.command("withdraw")
 @rpc_option
 @key_options(default_index=5)
 @click.argument("deal_id", type=click.IntRange(1))
-@click.argument("amount")
+@click.argument("amount", callback=token_amount(USDC_DECIMALS, above_zero=True), metavar="AMOUNT")
 @handle_errors
-def withdraw(rpc_url: str, account_index: int | None, deal_id: int, amount: str) -> None:
+def withdraw(rpc_url: str, account_index: int | None, deal_id: int, amount: Decimal) -> None:
     """Withdraw AMOUNT USDC from a deal, down to its reserve."""
     session = open_session(rpc_url, account_index)
-    session.deals.withdraw(deal_id, session.usdc.parse(amount))
-    console.print(f"deal {deal_id}: balance {session.usdc.format(session.deals.deal_balance(deal_id))} USDC")
+    usdc = session.usdc
+    base_units = usdc.parse(amount)
+    withdrawable = session.deals.withdrawable(deal_id)
+    if base_units > withdrawable:
+        raise click.ClickException(_withdraw_limit_message(usdc, deal_id, base_units, withdrawable))
+    try:
+        session.deals.withdraw(deal_id, base_units)
+    except ContractRevertError as error:
+        # An epoch can end between the check and the transaction, and its settlement lowers what can be withdrawn.
+        if error.error_name != "DealWithdrawBelowReserve":
+            raise
+        limit = int(error.error_args["withdrawable"])  # type: ignore[call-overload]
+        raise click.ClickException(_withdraw_limit_message(usdc, deal_id, base_units, limit)) from error
+    console.print(f"deal {deal_id}: balance {usdc.format(session.deals.deal_balance(deal_id))} USDC")
 
 
 @deal.command("stop")

@@ -8,21 +8,11 @@ from typing import cast
 import click
 from eth_utils import to_checksum_address
 
-from cloudless.chain.addresses import parse_address
 from cloudless.chain.session import Session
-from cloudless.cli.common import handle_errors, key_options, open_session, rpc_option
-from cloudless.exceptions import ConfigError, ContractRevertError
+from cloudless.cli.common import check_address, check_recipient, handle_errors, key_options, open_session, rpc_option
+from cloudless.exceptions import ContractRevertError
 
 __all__ = ["faucet"]
-
-
-def _check_address(context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return parse_address(value)
-    except ConfigError as error:
-        raise click.BadParameter(str(error)) from error
 
 
 def _describe_time(session: Session, unix_time: int) -> str:
@@ -41,7 +31,7 @@ def faucet() -> None:
 @faucet.command("drip")
 @rpc_option
 @key_options(default_index=5)
-@click.option("--to", "recipient", callback=_check_address, default=None, help="Address that receives the tokens.  [default: the signer]")
+@click.option("--to", "recipient", callback=check_recipient, default=None, help="Address that receives the tokens.  [default: the signer]")
 @handle_errors
 def drip(rpc_url: str, account_index: int | None, recipient: str | None) -> None:
     """Request one drip of FLT and test USDC; the signer pays the gas."""
@@ -62,7 +52,7 @@ def drip(rpc_url: str, account_index: int | None, recipient: str | None) -> None
 @faucet.command("status")
 @rpc_option
 @key_options(default_index=5)
-@click.option("--to", "recipient", callback=_check_address, default=None, help="Address whose cool-down to show.  [default: the signer]")
+@click.option("--to", "recipient", callback=check_address, default=None, help="Address whose cool-down to show.  [default: the signer]")
 @handle_errors
 def status(rpc_url: str, account_index: int | None, recipient: str | None) -> None:
     """Show the faucet's drip amounts, cool-down, balances and the next drip time of an address."""

@@ -30,6 +30,7 @@ from cloudless.cid import compute_cid, cid_to_bytes
 from cloudless.demo.processes import ProcessGroup, check_port_free
 from cloudless.demo.summary import CallRecord, DemoSummary, PlacementRecord, ProviderRecord
 from cloudless.exceptions import ServiceError
+from cloudless.formatting import format_count
 from cloudless.receipts.eip712 import Domain, verify_receipt
 from cloudless.receipts.models import SignedReceipt
 from cloudless.runtime.package import build_package_from_dir
@@ -191,10 +192,15 @@ def _start_nodes(context: DemoContext) -> None:
         config_path = node_dir / "node.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         config_path.chmod(0o600)  # it contains private keys
-        node = context.processes.start(f"node-{plan.name}", _cloudless("provider", "up", "--config", str(config_path)))
+        # --rpc-url keeps a $CLOUDLESS_RPC_URL of the user's shell from pointing the node at another chain.
+        node = context.processes.start(
+            f"node-{plan.name}",
+            _cloudless("provider", "up", "--config", str(config_path), "--rpc-url", context.rpc_url),
+        )
         context.processes.wait_http(node, f"http://127.0.0.1:{port}/health", timeout=90)
         context.progress(
-            f"provider {plan.name}: {len(plan.peer_accounts)} peers x {plan.peer_cus} CUs at {plan.price_usdc} USDC/CU/epoch"
+            f"provider {plan.name}: {format_count(len(plan.peer_accounts), 'peer')} x "
+            f"{format_count(plan.peer_cus, 'CU')} at {plan.price_usdc} USDC/CU/epoch"
         )
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cloudless.chain.tokens import format_units
+from cloudless.formatting import format_count
 
 __all__ = ["CallRecord", "DemoSummary", "PlacementRecord", "ProviderRecord", "print_summary"]
 
@@ -115,7 +116,7 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
         f"claimed {summary.claimed_usdc} + withdrawn by the developer {summary.withdrawn_usdc} "
         f"+ left in the deal {summary.left_in_deal_usdc} (unproven epochs returned: {summary.returned_usdc})"
     )
-    console.print(f"receipts verified: {summary.receipts_verified} of {len(summary.calls)} calls")
+    console.print(f"receipts verified: {summary.receipts_verified} of {format_count(len(summary.calls), 'call')}")
     verdict = "[green]amounts add up[/green]" if summary.amounts_add_up else "[red]amounts do NOT add up[/red]"
     console.print(verdict)
 

@@ -14,10 +14,11 @@ from web3.exceptions import Web3Exception
 from cloudless.chain.types import OPEN_ENDED_EPOCH
 from cloudless.cid import cid_from_bytes
 from cloudless.exceptions import CallRejectedError, ChainError, PackageError
+from cloudless.formatting import format_count
 from cloudless.gateway.dispatch import CallDispatcher
 from cloudless.gateway.models import DealInfo, DealWorkerInfo, GatewayHealth, PackageInfo
 from cloudless.gateway.packages import PackageStore
-from cloudless.node.api import error_response
+from cloudless.node.api import busy_response, error_response
 from cloudless.runtime.limits import MAX_PACKAGE_BYTES, HostLimits
 
 __all__ = ["MAX_INPUT_BYTES", "create_gateway_app"]
@@ -102,7 +103,7 @@ def create_gateway_app(
         except _CHAIN_FAILURES as error:
             logger.warning("deal %d lookup failed reading the chain: %s", deal_id, error)
             return error_response(503, "chain_unavailable", f"reading deal {deal_id} from the chain failed: {error}")
-        logger.info("serving deal %d: %s with %d workers", deal_id, view.status.name, len(view.workers))
+        logger.info("serving deal %d: %s with %s", deal_id, view.status.name, format_count(len(view.workers), "worker"))
         deal = view.deal
         workers = [
             DealWorkerInfo(
@@ -143,6 +144,8 @@ def create_gateway_app(
             reply = await run_in_threadpool(dispatcher.call, deal_id, name, body)
         except CallRejectedError as error:
             logger.info("rejected call deal %d function %s: %d %s: %s", deal_id, name, error.status, error.kind, error)
+            if error.kind == "busy":
+                return busy_response(str(error))
             return error_response(error.status, error.kind, str(error))
         except _CHAIN_FAILURES as error:
             logger.warning("call deal %d function %s failed reading the chain: %s", deal_id, name, error)

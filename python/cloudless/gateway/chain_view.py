@@ -13,6 +13,7 @@ from eth_utils import to_checksum_address
 
 from cloudless.chain.session import Session
 from cloudless.chain.types import Deal, DealStatus, Worker
+from cloudless.formatting import format_count
 
 __all__ = ["ChainView", "DealView", "TtlCache", "WorkerRoute", "resolve_endpoint"]
 
@@ -128,7 +129,7 @@ class ChainView:
         for worker_id in deals.deal_worker_ids(deal_id):
             worker = deals.get_worker(worker_id)
             routes.append(WorkerRoute(worker, self._signer(worker.peer_id), self.endpoint(worker.provider)))
-        logger.debug("read deal %d from chain: %s, %d workers", deal_id, status.name, len(routes))
+        logger.debug("read deal %d from chain: %s, %s", deal_id, status.name, format_count(len(routes), "worker"))
         return DealView(deal, status, self.current_epoch(), tuple(routes))
 
     def _signer(self, peer_id: int) -> str:

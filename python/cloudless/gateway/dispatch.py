@@ -40,7 +40,9 @@ ERROR_KIND_STATUS: dict[str, int] = {
     "memory_limit": 422,
     "timeout": 422,
     "trap": 422,
+    "stack_overflow": 422,
     "invalid_output": 422,
+    "output_too_large": 422,
 }
 
 
@@ -53,9 +55,10 @@ class GatewayReply:
 class _WorkerFailed(Exception):
     """One worker did not give a usable reply, so the dispatcher tries the next one."""
 
-    def __init__(self, message: str, *, bad_receipt: bool = False) -> None:
+    def __init__(self, message: str, *, bad_receipt: bool = False, busy: bool = False) -> None:
         super().__init__(message)
         self.bad_receipt = bad_receipt
+        self.busy = busy  # the node rejected the call with 503 "busy", at its concurrent call limit
 
 
 class CallDispatcher:
@@ -114,6 +117,7 @@ class CallDispatcher:
 
         failures: list[str] = []
         bad_receipts = 0
+        busy_workers = 0
         for attempt, route in enumerate(self._rotation(deal_id, routes)):
             if attempt:
                 logger.info(
@@ -125,6 +129,7 @@ class CallDispatcher:
                 logger.warning("deal %d worker %d request %s failed: %s", deal_id, route.worker_id, digest.hex()[:12], failure)
                 failures.append(f"worker {route.worker_id}: {failure}")
                 bad_receipts += failure.bad_receipt
+                busy_workers += failure.busy
                 continue
             logger.info(
                 "call deal %d worker %d request %s function %s: status %d",
@@ -136,6 +141,12 @@ class CallDispatcher:
             )
             return reply
 
+        if busy_workers == len(failures):
+            raise CallRejectedError(
+                f"all {busy_workers} workers of deal {deal_id} are busy: " + "; ".join(failures),
+                status=503,
+                kind="busy",
+            )
         kind = "invalid_receipt" if bad_receipts else "workers_unavailable"
         raise CallRejectedError(
             f"no worker of deal {deal_id} returned a valid reply: " + "; ".join(failures), status=502, kind=kind
@@ -156,7 +167,11 @@ class CallDispatcher:
         except httpx.TransportError as error:
             raise _WorkerFailed(f"POST {url} failed: {type(error).__name__}: {error}") from error
         if response.status_code >= 500:
-            raise _WorkerFailed(f"POST {url} returned {response.status_code}: {response.text[:300]}")
+            # A busy node ran nothing, so the next worker gets the same signed request.
+            raise _WorkerFailed(
+                f"POST {url} returned {response.status_code}: {response.text[:300]}",
+                busy=response.status_code == 503 and _error_kind(response) == "busy",
+            )
         try:
             body = response.json()
         except ValueError as error:
@@ -227,3 +242,12 @@ class CallDispatcher:
         )
         status = ERROR_KIND_STATUS.get(reply.error.kind, 422)
         return GatewayReply(status, failure.model_dump(mode="json", exclude_none=True))
+
+
+def _error_kind(response: httpx.Response) -> str | None:
+    """Return the `error.kind` of a JSON error reply, or None when the body has none."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    return error.get("kind") if isinstance(error, dict) else None

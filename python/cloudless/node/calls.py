@@ -27,12 +27,57 @@ from cloudless.receipts.eip712 import Domain, Receipt, hash_input, hash_output
 from cloudless.receipts.models import SignedReceipt
 from cloudless.receipts.store import ReceiptStore
 
-__all__ = ["CallOutcome", "CallService", "ReplayGuard"]
+__all__ = ["BUSY_RETRY_AFTER_SECONDS", "CallAdmission", "CallOutcome", "CallService", "ReplayGuard"]
 
 logger = logging.getLogger("cloudless.node")
 
 # HTTP status of a call that ran but failed, by error kind. Kinds not listed get 200 with ok=false.
 _FAILED_CALL_STATUS = {FunctionNotFoundError.kind: 404, InvalidInputError.kind: 400}
+
+
+# Retry-After of a "busy" rejection, in seconds. An estimate: the example functions
+# run in milliseconds, but one call may run up to its manifest's timeout_ms.
+BUSY_RETRY_AFTER_SECONDS = 1
+
+
+class CallAdmission:
+    """Count of calls running on the node, which may not exceed `limit`.
+
+    `try_enter` never waits: past the limit it returns False, and the node
+    rejects the call as busy instead of queueing it. Thread-safe.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"the concurrent call limit must be at least 1, got {limit}")
+        self.limit = limit
+        self.rejected = 0
+        self._running = 0
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return self._running
+
+    def try_enter(self) -> bool:
+        """Take a slot and return True, or count a rejection and return False when all `limit` slots are taken."""
+        with self._lock:
+            if self._running >= self.limit:
+                self.rejected += 1
+                return False
+            self._running += 1
+            return True
+
+    def leave(self) -> None:
+        """Free the slot that a successful `try_enter` took."""
+        with self._lock:
+            if self._running == 0:
+                raise RuntimeError("CallAdmission.leave called more often than try_enter succeeded")
+            self._running -= 1
+
+    def busy_message(self) -> str:
+        return f"node busy: {self.running} calls running, the limit is {self.limit}; retry later"
 
 
 class ReplayGuard:

@@ -25,6 +25,7 @@ __all__ = [
     "PeerSettings",
     "format_validation_error",
     "load_node_config",
+    "usable_cpu_count",
 ]
 
 _PRIVATE_KEY_HEX_LENGTH = 64
@@ -115,6 +116,8 @@ class NodeConfig(_Strict):
     peers: Annotated[list[PeerSettings], Field(min_length=1)]
     poll_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 1.0
     claim: ClaimSettings = ClaimSettings()
+    # Calls that run at once. The node rejects more with 503 "busy" instead of queueing them.
+    max_concurrent_calls: Annotated[int, Field(ge=1)] = Field(default_factory=lambda: usable_cpu_count())
 
     @field_validator("provider_key")
     @classmethod
@@ -159,6 +162,13 @@ class NodeConfig(_Strict):
                 )
             seen[address] = index
         return keys
+
+
+def usable_cpu_count() -> int:
+    """Return the CPU cores this process may run on, the default of `max_concurrent_calls`."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _resolve_key(key: SecretStr | None, env_name: str | None, field: str) -> str:

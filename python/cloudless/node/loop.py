@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from cloudless.formatting import format_count
 from cloudless.node.packages import PackageCache
 from cloudless.node.prover import EpochClock, EpochProver
 from cloudless.node.workers import TrackedWorker, WorkerTracker
@@ -81,7 +82,7 @@ class NodeLoop:
         workers = self._tracker.sync()
         current = self._clock.current()
         if current != self.last_epoch:
-            logger.info("chain epoch is %d; tracking %d workers", current, len(workers))
+            logger.info("chain epoch is %d; tracking %s", current, format_count(len(workers), "worker"))
         self.last_epoch = current
 
         for tracked in workers:

@@ -118,11 +118,17 @@ class ProviderNode:
             signer_keys=signer_keys,
             replay=replay,
         )
-        app = create_node_app(calls, lambda: self._health(packages))
+        app = create_node_app(calls, lambda: self._health(packages), max_concurrent_calls=config.max_concurrent_calls)
         self._server = ServerThread(app, config.listen.host, config.listen.port, logger_name="cloudless.node")
         self._server.start()
         self._loop.start()
-        logger.info("provider node %r is up: offer %d, endpoint %s", config.name, registration.offer_id, config.endpoint_url)
+        logger.info(
+            "provider node %r is up: offer %d, endpoint %s, at most %d concurrent calls",
+            config.name,
+            registration.offer_id,
+            config.endpoint_url,
+            config.max_concurrent_calls,
+        )
 
     def _health(self, packages: PackageCache) -> NodeHealth:
         assert self.session is not None

@@ -75,7 +75,7 @@ def buy(
         fee=str(price.fee),
         rate=str(price.rate),
         usdc_amount=price.usdc_amount,
-        payment_reference=_simulate_card_payment(order_id, price.fiat_amount, currency),
+        payment_reference=_payment_reference(order_id),
         minter=session.address,
     )
 
@@ -96,7 +96,10 @@ def buy(
                     return PurchaseResult(order=resolved, delivered_now=True)
             # A failed attempt minted nothing, so this run tries again.
 
+        # The duplicate-order and minter checks come before the capture, so an
+        # order that they reject is never charged.
         _check_minter(session)
+        _simulate_card_payment(requested)
         pending = _sign_mint(session, requested)
         store.append(pending)
         _send_first(w3, store, pending)
@@ -107,15 +110,25 @@ def buy(
     return PurchaseResult(order=final, delivered_now=True)
 
 
-def _simulate_card_payment(order_id: str, fiat_amount: Decimal, currency: str) -> str:
-    """Stand in for a card gateway's capture: always succeeds and returns a payment reference.
+def _payment_reference(order_id: str) -> str:
+    """Return the id of an order's simulated card payment.
 
     The reference is derived from the order id, so a repeated order gets the
     same one, as a real gateway's idempotency key would.
     """
     digest = hashlib.sha256(order_id.encode()).hexdigest()[:16]
-    logger.info("mock card payment of %s %s captured for order %s (no real payment)", fiat_amount, currency, order_id)
     return f"mockpay_{digest}"
+
+
+def _simulate_card_payment(order: OrderRecord) -> None:
+    """Stand in for a card gateway's capture of `order.payment_reference`, which always succeeds."""
+    logger.info(
+        "mock card payment %s of %s %s captured for order %s (no real payment)",
+        order.payment_reference,
+        order.fiat_amount,
+        order.currency,
+        order.order_id,
+    )
 
 
 def _check_minter(session: Session) -> None:

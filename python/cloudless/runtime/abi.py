@@ -81,15 +81,23 @@ def unpack_output_location(packed: int) -> tuple[int, int]:
 def decode_envelope(raw: bytes, *, function: str, fuel_used: int) -> Envelope:
     """Parse the output envelope that a function wrote.
 
-    Raises InvalidOutputError if `raw` is not UTF-8 JSON of the form
-    `{"ok": value}` or `{"error": message}`.
+    Raises InvalidOutputError if `raw` is not valid UTF-8, or is not JSON of
+    the form `{"ok": value}` or `{"error": message}`.
     """
     try:
         text = raw.decode("utf-8")
-        document = json.loads(text, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as error:
+    except UnicodeDecodeError as error:
         raise InvalidOutputError(
-            f"function {function!r} returned output that is not UTF-8 JSON ({error}); "
+            f"function {function!r} returned output that is not valid UTF-8: byte "
+            f"0x{raw[error.start]:02x} at offset {error.start} of {len(raw)} ({error.reason}); "
+            "the guest must return UTF-8 JSON",
+            fuel_used=fuel_used,
+        ) from error
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as error:
+        raise InvalidOutputError(
+            f"function {function!r} returned output that is not valid JSON ({error}); "
             'the guest must return {"ok": value} or {"error": message}',
             fuel_used=fuel_used,
         ) from error

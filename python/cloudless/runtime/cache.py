@@ -6,18 +6,31 @@ penguins example, about 1.2 s against under 15 ms on a 2-CPU Linux VM. So
 compiled modules are kept in memory and, when a cache directory is
 configured, on disk.
 
-Disk entries are keyed by package CID, module name and wasmtime version:
-`<cid>.<module>.wasmtime-<version>.cwasm`, next to a `.sha256` file holding
-the digest of the `.cwasm` bytes. A file that fails the digest check or that
-wasmtime refuses to deserialize is logged, recompiled and replaced.
+Disk entries are named `<cid>.<module>.wasmtime-<version>-<engine>.cwasm`.
+`<engine>` is the engine fingerprint: the first 16 hex digits of the sha256
+of an empty module that this engine compiled and serialized. wasmtime writes
+its version, target and every code-generation setting (fuel metering, epoch
+interruption, optimization level, enabled Wasm features) into each
+serialized module, so engines whose compiled code differs get different
+fingerprints and never share or overwrite each other's entries.
 
-NOTE: a `.cwasm` file is native code that wasmtime maps and runs without
+Each entry is one file: the 16-byte `ENTRY_MAGIC`, the 32-byte sha256 of the
+serialized module, then the serialized module. It is written to a temporary
+file and renamed into place, so a reader in any process sees either no
+entry or a complete one. A process that misses the disk cache takes an
+exclusive `flock` on `<entry>.lock` before it compiles, so several processes
+that load the same package at once compile it once and the others read the
+entry. An entry that is truncated, fails the digest check or that wasmtime
+refuses to deserialize is logged, recompiled and replaced.
+
+NOTE: a `.cwasm` entry is native code that wasmtime maps and runs without
 validating it again. The digest catches corruption, not tampering, so the
 cache directory must be writable only by the node's own user.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import logging
@@ -25,6 +38,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
 import wasmtime
@@ -32,11 +46,34 @@ import wasmtime
 from cloudless.exceptions import PackageFormatError
 from cloudless.runtime.traps import describe_wasmtime_error
 
-__all__ = ["ModuleCache", "WASMTIME_VERSION"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows has no flock; writes are still atomic there.
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["ENTRY_MAGIC", "ModuleCache", "WASMTIME_VERSION", "engine_fingerprint"]
 
 logger = logging.getLogger("cloudless.runtime")
 
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+
+# First bytes of every disk entry. Bump the trailing digit when the layout changes.
+ENTRY_MAGIC = b"cloudless-cwasm1"
+_DIGEST_BYTES = hashlib.sha256().digest_size
+_HEADER_BYTES = len(ENTRY_MAGIC) + _DIGEST_BYTES
+_FINGERPRINT_HEX_DIGITS = 16
+
+
+def engine_fingerprint(engine: wasmtime.Engine) -> str:
+    """Return 16 hex digits that differ between engines whose compiled code differs.
+
+    Compiles and serializes an empty module, which takes about 1 ms. The
+    serialized bytes contain the wasmtime version, the target and the engine
+    settings that wasmtime checks when it deserializes, and nothing else that
+    changes between runs, so equal engines always get equal fingerprints.
+    """
+    serialized = bytes(wasmtime.Module(engine, "(module)").serialize())
+    return hashlib.sha256(serialized).hexdigest()[:_FINGERPRINT_HEX_DIGITS]
 
 
 class ModuleCache:
@@ -44,7 +81,8 @@ class ModuleCache:
 
     `compile_count` counts Cranelift compilations and `disk_hits` counts
     modules loaded from the disk cache, so callers and tests can see which
-    path a load took. Safe to use from several threads.
+    path a load took. Safe to use from several threads, and several
+    processes may share one cache directory.
     """
 
     def __init__(self, engine: wasmtime.Engine, cache_dir: Path | None, max_in_memory: int = 256) -> None:
@@ -53,16 +91,24 @@ class ModuleCache:
         self._max_in_memory = max_in_memory
         self._memory: OrderedDict[tuple[str, str], wasmtime.Module] = OrderedDict()
         self._lock = threading.Lock()
+        self._fingerprint: str | None = None
         self.compile_count = 0
         self.disk_hits = 0
         if self._cache_dir is not None:
             self._cache_dir.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def fingerprint(self) -> str:
+        """The engine fingerprint in disk entry names, computed on first use."""
+        if self._fingerprint is None:
+            self._fingerprint = engine_fingerprint(self._engine)
+        return self._fingerprint
+
     def cache_file(self, cid: str, module_name: str) -> Path | None:
         """Return the disk cache path of a module, or None without a cache directory."""
         if self._cache_dir is None:
             return None
-        return self._cache_dir / f"{cid}.{module_name}.wasmtime-{WASMTIME_VERSION}.cwasm"
+        return self._cache_dir / f"{cid}.{module_name}.wasmtime-{WASMTIME_VERSION}-{self.fingerprint}.cwasm"
 
     def get(self, cid: str, module_name: str, wasm: bytes) -> wasmtime.Module:
         """Return the compiled module from memory, then disk, else compile it.
@@ -78,15 +124,28 @@ class ModuleCache:
                 self._memory.move_to_end(key)
                 return module
 
-            module = self._load_from_disk(cid, module_name)
-            if module is None:
-                module = self._compile(cid, module_name, wasm)
-                self._store_on_disk(cid, module_name, module)
-
+            module = self._load_or_compile(cid, module_name, wasm)
             self._memory[key] = module
             if len(self._memory) > self._max_in_memory:
                 self._memory.popitem(last=False)
             return module
+
+    def _load_or_compile(self, cid: str, module_name: str, wasm: bytes) -> wasmtime.Module:
+        path = self.cache_file(cid, module_name)
+        if path is None:
+            return self._compile(cid, module_name, wasm)
+
+        module = self._load_from_disk(path, cid, module_name)
+        if module is not None:
+            return module
+
+        with _exclusive_lock(path.with_name(path.name + ".lock")):
+            # Another process may have written the entry while this one waited for the lock.
+            module = self._load_from_disk(path, cid, module_name)
+            if module is None:
+                module = self._compile(cid, module_name, wasm)
+                self._store_on_disk(path, module)
+        return module
 
     def _compile(self, cid: str, module_name: str, wasm: bytes) -> wasmtime.Module:
         try:
@@ -100,29 +159,20 @@ class ModuleCache:
         logger.info("compiled module %s of package %s (%d bytes of Wasm)", module_name, cid, len(wasm))
         return module
 
-    def _load_from_disk(self, cid: str, module_name: str) -> wasmtime.Module | None:
-        path = self.cache_file(cid, module_name)
-        if path is None or not path.exists():
-            return None
-
-        digest_path = _digest_path(path)
+    def _load_from_disk(self, path: Path, cid: str, module_name: str) -> wasmtime.Module | None:
         try:
-            expected_digest = digest_path.read_text(encoding="ascii").strip()
-            actual_digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        except (OSError, UnicodeDecodeError) as error:
+            entry = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
             logger.warning("cannot read compiled module cache %s (%s); recompiling", path, error)
             return None
-        if actual_digest != expected_digest:
-            logger.warning(
-                "compiled module cache %s is corrupt (sha256 %s, expected %s); recompiling",
-                path,
-                actual_digest,
-                expected_digest or "missing",
-            )
-            return None
 
+        serialized = _check_entry(entry, path)
+        if serialized is None:
+            return None
         try:
-            module = wasmtime.Module.deserialize_file(self._engine, str(path))
+            module = wasmtime.Module.deserialize(self._engine, serialized)
         except wasmtime.WasmtimeError as error:
             logger.warning("wasmtime rejected compiled module cache %s (%s); recompiling", path, describe_wasmtime_error(error))
             return None
@@ -130,22 +180,54 @@ class ModuleCache:
         logger.debug("loaded module %s of package %s from %s", module_name, cid, path)
         return module
 
-    def _store_on_disk(self, cid: str, module_name: str, module: wasmtime.Module) -> None:
-        path = self.cache_file(cid, module_name)
-        if path is None:
-            return
+    def _store_on_disk(self, path: Path, module: wasmtime.Module) -> None:
         serialized = bytes(module.serialize())
+        entry = ENTRY_MAGIC + hashlib.sha256(serialized).digest() + serialized
         try:
-            # The .cwasm file goes first: a crash between the two writes
-            # leaves a stale or missing digest, which reads as corrupt.
-            _write_atomically(path, serialized)
-            _write_atomically(_digest_path(path), hashlib.sha256(serialized).hexdigest().encode("ascii"))
+            _write_atomically(path, entry)
         except OSError as error:
             logger.warning("cannot write compiled module cache %s (%s); continuing without it", path, error)
 
 
-def _digest_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
+def _check_entry(entry: bytes, path: Path) -> bytes | None:
+    """Return the serialized module of a disk entry, or None after logging why the entry is corrupt."""
+    if len(entry) < _HEADER_BYTES or not entry.startswith(ENTRY_MAGIC):
+        logger.warning(
+            "compiled module cache %s is corrupt (%d bytes, no %r header); recompiling", path, len(entry), ENTRY_MAGIC
+        )
+        return None
+    expected = entry[len(ENTRY_MAGIC) : _HEADER_BYTES]
+    serialized = entry[_HEADER_BYTES:]
+    actual = hashlib.sha256(serialized).digest()
+    if actual != expected:
+        logger.warning(
+            "compiled module cache %s is corrupt (sha256 %s, expected %s); recompiling",
+            path,
+            actual.hex(),
+            expected.hex(),
+        )
+        return None
+    return serialized
+
+
+@contextlib.contextmanager
+def _exclusive_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `lock_path`, or no lock when it cannot be opened or flock is missing."""
+    if fcntl is None:
+        yield
+        return
+    try:
+        handle = open(lock_path, "ab")
+    except OSError as error:
+        logger.warning("cannot open cache lock file %s (%s); compiling without it", lock_path, error)
+        yield
+        return
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -1,9 +1,14 @@
 """The Wasm runtime that provider nodes use to run package functions.
 
 `WasmRuntime` owns one wasmtime engine with fuel metering and epoch
-interruption, a compiled-module cache and the epoch ticker thread. Each call
-gets a fresh store and fresh instances, so no state leaks between calls, and
-calls may run concurrently from several threads.
+interruption, a compiled-module cache, the epoch ticker thread, the linkers
+and the stdout and stderr capture files. Each call gets a fresh store and
+fresh instances, so no state leaks between calls, and calls may run
+concurrently from several threads.
+
+Work that depends only on the package (import and grant checks, choosing
+each module's linker, finding `_initialize`) happens once in `load`, so a
+call only instantiates and runs.
 """
 
 from __future__ import annotations
@@ -11,45 +16,55 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import wasmtime
 
 from cloudless.exceptions import (
+    ConfigError,
     FunctionNotFoundError,
     GuestError,
     InvalidInputError,
     InvalidOutputError,
     MemoryLimitError,
-    PackageFormatError,
+    OutputTooLargeError,
     WasmCallError,
 )
 from cloudless.runtime.abi import ABI_VERSION, check_facade_signatures, decode_envelope, unpack_output_location
 from cloudless.runtime.cache import ModuleCache
+from cloudless.runtime.grants import WASI_MODULE, LinkerSet, ModuleLinkPlan, check_imports
+from cloudless.runtime.host_functions import CallContext, CallState, active_call
 from cloudless.runtime.limits import HostLimits
 from cloudless.runtime.manifest import Manifest
 from cloudless.runtime.package import FunctionPackage, read_package
 from cloudless.runtime.ticker import EPOCH_TICK_MS, EpochTicker
 from cloudless.runtime.traps import FailureContext, classify_failure
-from cloudless.runtime.wasi_sandbox import WasiSandbox
+from cloudless.runtime.wasi_sandbox import OutputCapture
 
-__all__ = ["CallResult", "LoadedPackage", "WasmRuntime", "WASI_MODULE"]
+__all__ = ["CallContext", "CallResult", "LoadedPackage", "WasmRuntime", "WASI_MODULE"]
 
 logger = logging.getLogger("cloudless.runtime")
 
-# The import namespace of WASI preview 1, which the linker defines.
-WASI_MODULE = "wasi_snapshot_preview1"
 _WASM_PAGE_BYTES = 65536
 
 
 @dataclass(frozen=True)
 class LoadedPackage:
-    """A verified package with its modules compiled, in link order."""
+    """A verified package with its modules compiled, in link order.
+
+    `link_plans` describes how each call instantiates each module. `wasi_env` is
+    the environment of every call's WASI configuration, or None when no
+    module has the "env" grant. `files_granted` is True when some module has
+    the "files" grant, so calls preopen their `data_dir`.
+    """
 
     package: FunctionPackage
     modules: tuple[tuple[str, wasmtime.Module], ...]
+    link_plans: tuple[ModuleLinkPlan, ...] = field(repr=False)
+    wasi_env: tuple[tuple[str, str], ...] | None = field(repr=False)
+    files_granted: bool
 
     @property
     def cid(self) -> str:
@@ -74,7 +89,9 @@ class CallResult:
     `output` is the envelope's "ok" value as compact JSON with sorted keys,
     `fuel_used` is in wasmtime fuel units, `stdout` and `stderr` are cut to
     the manifest's stdout limit, and `wall_ms` is milliseconds from store
-    creation to the decoded output.
+    creation to the decoded output. `logs` are the (level name, message)
+    records that the guest wrote with `cloudless.log`, and `dropped_logs`
+    counts the records beyond the per-call limits (64 records, 16 KiB).
     """
 
     output: bytes
@@ -82,6 +99,8 @@ class CallResult:
     stdout: bytes
     stderr: bytes
     wall_ms: float
+    logs: tuple[tuple[str, str], ...] = ()
+    dropped_logs: int = 0
 
 
 @dataclass
@@ -95,6 +114,7 @@ class _Execution:
     fuel_used: int
     stdout: bytes
     stderr: bytes
+    call_state: CallState
 
 
 class WasmRuntime:
@@ -118,6 +138,8 @@ class WasmRuntime:
         config.epoch_interruption = True
         self._engine = wasmtime.Engine(config)
         self._cache = ModuleCache(self._engine, cache_dir)
+        self._linkers = LinkerSet(self._engine)
+        self._capture = OutputCapture()
         self._ticker = EpochTicker(self._engine, epoch_tick_ms)
         self._ticker.start()
         self._closed = False
@@ -148,19 +170,23 @@ class WasmRuntime:
         self.close()
 
     def close(self) -> None:
-        """Stop the epoch ticker. Calling close twice is harmless.
+        """Stop the epoch ticker and remove the output capture files. Calling close twice is harmless.
 
         Later calls raise WasmCallError. Calls still running lose their
-        wall-time limit, but fuel and memory limits still apply.
+        wall-time limit and their stdout and stderr, but fuel and memory
+        limits still apply.
         """
         self._closed = True
         self._ticker.stop()
+        self._capture.close()
 
     def load(self, package_bytes: bytes, *, cid: str | None = None) -> LoadedPackage:
         """Verify a package and compile its modules, or take them from the cache.
 
         Raises PackageError subclasses for a CID mismatch, a bad layout or
         manifest, and modules that fail to compile, link or match ABI v1.
+        A module whose imports its grants do not allow raises
+        ImportNotAllowedError.
         """
         package = read_package(package_bytes, cid, host_limits=self.host_limits)
         compiled = []
@@ -168,9 +194,9 @@ class WasmRuntime:
             module = self._cache.get(package.cid, package_module.name, package_module.wasm)
             compiled.append((package_module.name, module))
 
-        _check_imports(compiled)
         facade_name, facade = compiled[-1]
         check_facade_signatures(facade, facade_name, package.function_names)
+        link_plans, wasi_env, files_granted = self._plan_links(package.manifest, compiled)
         logger.info(
             "loaded package %s (%s %s, functions %s)",
             package.cid,
@@ -178,15 +204,38 @@ class WasmRuntime:
             package.manifest.version,
             ", ".join(package.function_names),
         )
-        return LoadedPackage(package=package, modules=tuple(compiled))
+        return LoadedPackage(
+            package=package,
+            modules=tuple(compiled),
+            link_plans=link_plans,
+            wasi_env=wasi_env,
+            files_granted=files_granted,
+        )
 
-    def call(self, package: LoadedPackage, function: str, input_bytes: bytes) -> CallResult:
+    def call(
+        self,
+        package: LoadedPackage,
+        function: str,
+        input_bytes: bytes,
+        *,
+        context: CallContext | None = None,
+        data_dir: Path | None = None,
+    ) -> CallResult:
         """Run `function` of a loaded package on `input_bytes` in a fresh store.
+
+        `context` is what `cloudless.call_params` returns to the guest, and
+        its `function` must equal `function`. Without it the guest gets deal
+        id 0 and empty caller and request id. `data_dir` is the per-deal
+        directory that modules with the "files" grant see at /data. It is
+        not opened when no module has that grant.
 
         Raises a WasmCallError subclass, which carries `fuel_used`, when the
         call fails: FunctionNotFoundError, InvalidInputError,
         FuelExhaustedError, MemoryLimitError, WallTimeExceededError,
-        WasmTrapError, GuestError or InvalidOutputError.
+        WasmTrapError (StackOverflowError for deep recursion), GuestError
+        or InvalidOutputError (OutputTooLargeError for output above
+        `max_output_bytes`). Raises ConfigError if `data_dir` is needed but
+        is not a directory.
         """
         if self._closed:
             raise WasmCallError("WasmRuntime is closed, so wall-time limits cannot be enforced; create a new runtime")
@@ -197,10 +246,22 @@ class WasmRuntime:
                 available=package.function_names,
             )
         self._check_input(input_bytes)
+        if context is not None and context.function != function:
+            raise InvalidInputError(
+                f"call context names function {context.function!r}, but the call is to {function!r}; "
+                "pass a context for the called function"
+            )
+        granted_dir = None
+        if package.files_granted and data_dir is not None:
+            granted_dir = Path(data_dir)
+            if not granted_dir.is_dir():
+                raise ConfigError(
+                    f"data_dir {granted_dir} is not a directory; create the deal's data directory before calling"
+                )
 
         limits = package.manifest.limits
         started = time.perf_counter()
-        execution = self._execute(package, function, bytes(input_bytes))
+        execution = self._execute(package, function, bytes(input_bytes), CallState(function, context), granted_dir)
         fuel_used = execution.fuel_used
 
         if execution.failure is not None:
@@ -227,15 +288,70 @@ class WasmRuntime:
             )
 
         logger.debug("call %s.%s used %d fuel in %.1f ms", package.cid, function, fuel_used, wall_ms)
+        call_state = execution.call_state
         return CallResult(
             output=envelope.output,
             fuel_used=fuel_used,
             stdout=execution.stdout,
             stderr=execution.stderr,
             wall_ms=wall_ms,
+            logs=tuple(call_state.logs),
+            dropped_logs=call_state.dropped_logs,
         )
 
-    def _execute(self, package: LoadedPackage, function: str, input_bytes: bytes) -> _Execution:
+    def _plan_links(
+        self, manifest: Manifest, compiled: list[tuple[str, wasmtime.Module]]
+    ) -> tuple[tuple[ModuleLinkPlan, ...], tuple[tuple[str, str], ...] | None, bool]:
+        """Check each module's imports against its grants and choose its linker.
+
+        Returns the link plans, the WASI environment of every call and
+        whether calls preopen the data directory. See `grants` for what is
+        enforced per module and what per store.
+        """
+        granted_anywhere = {grant for entry in manifest.modules for grant in entry.grants}
+        env = manifest.wasi.env
+        wasi_env = tuple(sorted(env.items())) if env and "env" in granted_anywhere else None
+        if env and wasi_env is None:
+            logger.warning(
+                "package %s sets wasi.env, but no module has the \"env\" grant, so no module sees it; "
+                "add \"env\" to the grants of the modules that read it",
+                manifest.name,
+            )
+        files_granted = "files" in granted_anywhere
+
+        wasi_types = self._linkers.wasi_function_types()
+        earlier_exports: dict[str, dict[str, wasmtime.ExternType]] = {}
+        plans = []
+        for entry, (name, module) in zip(manifest.modules, compiled):
+            imports_earlier_module = check_imports(name, module, entry.grants, earlier_exports, wasi_types)
+            linker = self._linkers.linker(
+                hide_env=wasi_env is not None and "env" not in entry.grants,
+                hide_paths=files_granted and "files" not in entry.grants,
+            )
+            exports = {export.name: export.type for export in module.exports}
+            imports = tuple((item.module, item.name) for item in module.imports)
+            plans.append(
+                ModuleLinkPlan(
+                    name=name,
+                    module=module,
+                    linker=linker,
+                    imports=imports if imports_earlier_module else None,
+                    # A wasm32-wasip1 cdylib is a WASI reactor that must run
+                    # `_initialize` once before any other export.
+                    has_initialize=isinstance(exports.get("_initialize"), wasmtime.FuncType),
+                )
+            )
+            earlier_exports[name] = exports
+        return tuple(plans), wasi_env, files_granted
+
+    def _execute(
+        self,
+        package: LoadedPackage,
+        function: str,
+        input_bytes: bytes,
+        call_state: CallState,
+        data_dir: Path | None,
+    ) -> _Execution:
         """Run one call in a fresh store under the package limits and capture its WASI output.
 
         A trap or wasmtime error is returned in `failure` rather than raised,
@@ -247,17 +363,20 @@ class WasmRuntime:
         store.set_fuel(limits.fuel)
         store.set_limits(memory_size=limits.memory_bytes)
         store.set_epoch_deadline(self._ticker.deadline_ticks(limits.timeout_ms))
+        store.set_wasi(self._capture.build_config(package.wasi_env, data_dir))
 
         instances: list[wasmtime.Instance] = []
         failure: Exception | None = None
         packed = 0
-        with WasiSandbox(package.manifest.wasi) as sandbox:
-            store.set_wasi(sandbox.build_config())
-            try:
-                packed = self._invoke(store, package, function, input_bytes, instances)
-            except (wasmtime.Trap, wasmtime.WasmtimeError) as error:
-                failure = error
-            stdout, stderr = sandbox.read_streams()
+        outer_state = active_call.state
+        active_call.state = call_state
+        try:
+            packed = self._invoke(store, package, function, input_bytes, instances)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as error:
+            failure = error
+        finally:
+            active_call.state = outer_state
+        stdout, stderr = self._capture.read(package.manifest.wasi.stdout_limit_bytes)
 
         return _Execution(
             store=store,
@@ -267,6 +386,7 @@ class WasmRuntime:
             fuel_used=limits.fuel - store.get_fuel(),
             stdout=stdout,
             stderr=stderr,
+            call_state=call_state,
         )
 
     def _check_input(self, input_bytes: bytes) -> None:
@@ -292,17 +412,20 @@ class WasmRuntime:
         caller can inspect their memories after a trap.
         """
         limits = package.manifest.limits
-        linker = wasmtime.Linker(self._engine)
-        linker.define_wasi()
-        for name, module in package.modules:
-            instance = linker.instantiate(store, module)
+        instances_by_name: dict[str, wasmtime.Instance] = {}
+        for plan in package.link_plans:
+            if plan.imports is None:
+                instance = plan.linker.instantiate(store, plan.module)
+            else:
+                externs = [
+                    _resolve_import(store, plan.linker, instances_by_name, namespace, name)
+                    for namespace, name in plan.imports
+                ]
+                instance = wasmtime.Instance(store, plan.module, externs)
             instances.append(instance)
-            initialize = instance.exports(store).get("_initialize")
-            # A wasm32-wasip1 cdylib is a WASI reactor that must run
-            # `_initialize` once before any other export.
-            if isinstance(initialize, wasmtime.Func):
-                initialize(store)
-            linker.define_instance(store, name, instance)
+            instances_by_name[plan.name] = instance
+            if plan.has_initialize:
+                _call_func(instance.exports(store), "_initialize", store)
 
         exports = instances[-1].exports(store)
         abi_version = _call_func(exports, "cloudless_abi_version", store)
@@ -346,10 +469,12 @@ class WasmRuntime:
     ) -> bytes:
         output_ptr, output_len = unpack_output_location(packed)
         if output_len > self.host_limits.max_output_bytes:
-            raise InvalidOutputError(
+            raise OutputTooLargeError(
                 f"function {function!r} returned {output_len} bytes of output, more than the maximum of "
                 f"{self.host_limits.max_output_bytes} bytes; return a smaller result",
                 fuel_used=fuel_used,
+                output_bytes=output_len,
+                max_output_bytes=self.host_limits.max_output_bytes,
             )
         memory = facade.exports(store)["memory"]
         assert isinstance(memory, wasmtime.Memory)
@@ -370,32 +495,36 @@ def _call_func(exports: Mapping[str, object], name: str, store: wasmtime.Store, 
     return int(result) if result is not None else 0
 
 
-def _check_imports(modules: list[tuple[str, wasmtime.Module]]) -> None:
-    """Check that every import is WASI or an export of an earlier module in link order."""
-    earlier_exports: dict[str, set[str]] = {}
-    for name, module in modules:
-        for imported in module.imports:
-            namespace = imported.module
-            if namespace == WASI_MODULE:
-                continue
-            if namespace not in earlier_exports:
-                raise PackageFormatError(
-                    f"module {name!r} imports {namespace}.{imported.name}, but {namespace!r} is neither WASI "
-                    f"nor an earlier module (earlier modules: {sorted(earlier_exports) or 'none'}); "
-                    "list the providing module before it in the manifest"
-                )
-            if imported.name not in earlier_exports[namespace]:
-                raise PackageFormatError(
-                    f"module {name!r} imports {namespace}.{imported.name}, but module {namespace!r} "
-                    f"does not export {imported.name!r}"
-                )
-        earlier_exports[name] = {export.name for export in module.exports}
+def _resolve_import(
+    store: wasmtime.Store,
+    linker: wasmtime.Linker,
+    instances_by_name: dict[str, wasmtime.Instance],
+    namespace: str,
+    name: str,
+) -> wasmtime.Func | wasmtime.Memory | wasmtime.Table | wasmtime.Global:
+    """Return the export of an earlier instance, or else the linker's WASI or host function."""
+    instance = instances_by_name.get(namespace)
+    if instance is not None:
+        item = instance.exports(store)[name]
+    else:
+        item = linker.get(store, namespace, name)
+    assert isinstance(item, (wasmtime.Func, wasmtime.Memory, wasmtime.Table, wasmtime.Global))
+    return item
 
 
 def _memory_at_limit(store: wasmtime.Store, instances: list[wasmtime.Instance], memory_bytes: int) -> bool:
-    """Return True if any linear memory of the call cannot grow by one more page."""
+    """Return True if a linear memory of the call grew and cannot grow by one more page.
+
+    A memory that is still at its initial size never grew during the call,
+    so a trap with such a memory at the limit is not taken as a failed
+    memory.grow.
+    """
     for instance in instances:
         for export in instance.exports(store).values():
-            if isinstance(export, wasmtime.Memory) and export.data_len(store) + _WASM_PAGE_BYTES > memory_bytes:
+            if not isinstance(export, wasmtime.Memory):
+                continue
+            size = export.data_len(store)
+            grew = size > export.type(store).limits.min * _WASM_PAGE_BYTES
+            if grew and size + _WASM_PAGE_BYTES > memory_bytes:
                 return True
     return False

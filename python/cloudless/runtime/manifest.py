@@ -14,6 +14,8 @@ __all__ = [
     "ABI_VERSION",
     "DEFAULT_STDOUT_LIMIT_BYTES",
     "FunctionEntry",
+    "GRANTS",
+    "HOST_NAMESPACE",
     "Limits",
     "Manifest",
     "ModuleEntry",
@@ -37,6 +39,16 @@ _VERSION = r"^[A-Za-z0-9][A-Za-z0-9.+-]{0,63}$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 _SHA256_HEX = r"^[0-9a-f]{64}$"
 
+# Grants that a module may have beyond the always-allowed WASI functions:
+# "clock" (clock_time_get, clock_res_get, poll_oneoff), "random"
+# (random_get), "env" (the manifest's wasi.env variables) and "files" (the
+# per-deal directory at /data). `grants.py` enforces them.
+GRANTS = ("clock", "env", "files", "random")
+# The import namespace of the host functions (call_params, log), so no module may take this name.
+HOST_NAMESPACE = "cloudless"
+# Serde type name that stands for "any JSON value" in a function's input and output.
+UNTYPED = "json"
+
 # Exports that guest ABI v1 reserves, so no callable function may use these names.
 _RESERVED_EXPORTS = frozenset({"memory", "_initialize", "_start"})
 _RESERVED_EXPORT_PREFIX = "cloudless_"
@@ -54,14 +66,17 @@ class ModuleEntry(_Strict):
     name: Annotated[str, Field(pattern=_MODULE_NAME)]
     path: str
     sha256: Annotated[str, Field(pattern=_SHA256_HEX)]
+    grants: Annotated[list[str], Field(max_length=len(GRANTS))] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
-    def _reject_wasi_namespace(cls, name: str) -> str:
-        # The linker defines WASI under "wasi_snapshot_preview1", so a module
-        # of that name would shadow it.
+    def _reject_reserved_namespaces(cls, name: str) -> str:
+        # The linker defines WASI under "wasi_snapshot_preview1" and the host
+        # functions under "cloudless", so a module of either name would shadow them.
         if name.startswith("wasi_"):
             raise ValueError(f"module name {name!r} is reserved for WASI; rename the module")
+        if name == HOST_NAMESPACE:
+            raise ValueError(f"module name {name!r} is reserved for the host functions; rename the module")
         return name
 
     @field_validator("path")
@@ -72,12 +87,24 @@ class ModuleEntry(_Strict):
             raise ValueError(f"path must be {module_path(name)!r} for module {name!r}")
         return path
 
+    @field_validator("grants")
+    @classmethod
+    def _check_grants(cls, grants: list[str]) -> list[str]:
+        for grant in grants:
+            if grant not in GRANTS:
+                raise ValueError(f"unknown grant {grant!r}; grants must be drawn from {', '.join(GRANTS)}")
+        _reject_duplicates(grants, "grant")
+        return grants
+
 
 class FunctionEntry(_Strict):
     """A function that callers may invoke, exported by the facade module."""
 
     name: Annotated[str, Field(pattern=_FUNCTION_NAME)]
     description: Annotated[str, Field(max_length=1024)]
+    # Serde type names of the function's input and output, or "json" when untyped.
+    input: Annotated[str, Field(min_length=1, max_length=128)] = UNTYPED
+    output: Annotated[str, Field(min_length=1, max_length=128)] = UNTYPED
 
     @field_validator("name")
     @classmethod
@@ -99,7 +126,10 @@ class Limits(_Strict):
 
 
 class WasiSettings(_Strict):
-    """WASI grants: environment variables and the bytes captured from each of stdout and stderr."""
+    """WASI settings: environment variables and the bytes captured from each of stdout and stderr.
+
+    Only modules with the "env" grant see `env`.
+    """
 
     env: dict[Annotated[str, Field(pattern=_ENV_NAME)], str] = Field(default_factory=dict, max_length=64)
     stdout_limit_bytes: Annotated[int, Field(ge=0)] = DEFAULT_STDOUT_LIMIT_BYTES
@@ -174,8 +204,21 @@ def parse_manifest(data: bytes | dict[str, Any]) -> Manifest:
 
 
 def manifest_to_json(manifest: Manifest) -> bytes:
-    """Serialize a manifest deterministically (sorted keys, two-space indent, trailing newline)."""
-    text = json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=True)
+    """Serialize a manifest deterministically (sorted keys, two-space indent, trailing newline).
+
+    Module grants and function types are left out while they have their
+    default values, so a template written before they existed still builds
+    to the same bytes and CID.
+    """
+    document = manifest.model_dump(mode="json")
+    for module in document["modules"]:
+        if not module["grants"]:
+            del module["grants"]
+    for function in document["functions"]:
+        for key in ("input", "output"):
+            if function[key] == UNTYPED:
+                del function[key]
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=True)
     return (text + "\n").encode("ascii")
 
 

@@ -23,6 +23,7 @@ from wasmtime import _ffi as wasmtime_ffi
 from cloudless.exceptions import (
     FuelExhaustedError,
     MemoryLimitError,
+    StackOverflowError,
     WallTimeExceededError,
     WasmCallError,
     WasmTrapError,
@@ -32,6 +33,7 @@ from cloudless.runtime.manifest import Limits
 __all__ = [
     "TRAP_CODE_INTERRUPT",
     "TRAP_CODE_OUT_OF_FUEL",
+    "TRAP_CODE_STACK_OVERFLOW",
     "FailureContext",
     "classify_failure",
     "describe_wasmtime_error",
@@ -40,13 +42,15 @@ __all__ = [
 
 # Raw trap codes of the wasmtime C API, numbered from 0 in the order that
 # wasmtime-py 38's `_bindings.py` lists `wasmtime_trap_code_enum`. A `loop
-# br 0` out of fuel reported 12, and an epoch interrupt reported 10.
+# br 0` out of fuel reported 12, an epoch interrupt reported 10, and
+# unbounded recursion reported 0.
+TRAP_CODE_STACK_OVERFLOW = 0
 TRAP_CODE_INTERRUPT = 10
 TRAP_CODE_OUT_OF_FUEL = 12
 
 # Short descriptions of the trap codes, in the order of wasmtime-py's TrapCode enum.
 _TRAP_DESCRIPTIONS = {
-    0: "call stack exhausted",
+    TRAP_CODE_STACK_OVERFLOW: "call stack exhausted",
     1: "out of bounds memory access",
     2: "misaligned atomic memory access",
     3: "out of bounds table access",
@@ -78,8 +82,9 @@ class FailureContext:
     limits: Limits
     fuel_used: int
     stderr: bytes
-    # True when a linear memory of the call cannot grow by one more 64 KiB
-    # page without passing limits.memory_bytes.
+    # True when a linear memory of the call grew beyond its initial size
+    # and cannot grow by one more 64 KiB page without passing
+    # limits.memory_bytes.
     memory_at_limit: bool
 
 
@@ -136,6 +141,13 @@ def classify_failure(error: Exception, context: FailureContext) -> WasmCallError
             timeout_ms=limits.timeout_ms,
         )
 
+    if code == TRAP_CODE_STACK_OVERFLOW:
+        return StackOverflowError(
+            f"function {function!r} overflowed the Wasm call stack ({detail}), usually through deep or "
+            "unbounded recursion; make the recursion iterative or bound its depth",
+            fuel_used=context.fuel_used,
+        )
+
     if isinstance(error, wasmtime.ExitTrap):
         return WasmTrapError(
             f"function {function!r} called proc_exit with status {error.code} instead of returning"
@@ -145,10 +157,11 @@ def classify_failure(error: Exception, context: FailureContext) -> WasmCallError
 
     # A Rust allocation failure is a memory-limit hit. A Rust panic is a
     # trap even when memory happens to be full. Without either message, a
-    # trap while some memory cannot grow by another page is taken as a
-    # failed memory.grow.
+    # trap while some memory that grew cannot grow by another page is taken
+    # as a failed memory.grow.
     # NOTE: a guest that is not Rust std, whose large memory.grow failed
-    # well below the limit, is reported as WasmTrapError.
+    # well below the limit, or whose memory started at the limit, is
+    # reported as WasmTrapError.
     alloc_failed = _RUST_ALLOC_FAILURE.search(context.stderr) is not None
     panicked = _RUST_PANIC in context.stderr
     memory_hit = (
