@@ -140,6 +140,7 @@ class LocalNode:
             domain=DOMAIN,
             signer_keys={signer: SIGNER_KEY},
             replay=ReplayGuard(),
+            deal_data_root=data_dir / "deal-data",
         )
         app = create_node_app(calls, self._health, max_concurrent_calls=max_concurrent_calls)
         self.admission = app.state.admission

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from cloudless.exceptions import (
     CallRejectedError,
@@ -26,6 +27,7 @@ from cloudless.node.workers import TrackedWorker, WorkerTracker
 from cloudless.receipts.eip712 import Domain, Receipt, hash_input, hash_output
 from cloudless.receipts.models import SignedReceipt
 from cloudless.receipts.store import ReceiptStore
+from cloudless.runtime import CallContext
 
 __all__ = ["BUSY_RETRY_AFTER_SECONDS", "CallAdmission", "CallOutcome", "CallService", "ReplayGuard"]
 
@@ -147,6 +149,7 @@ class CallService:
         signer_keys: Mapping[str, str],
         replay: ReplayGuard,
         now: Callable[[], float] = time.time,
+        deal_data_root: Path | None = None,
     ) -> None:
         self._tracker = tracker
         self._packages = packages
@@ -157,6 +160,9 @@ class CallService:
         self._signer_keys = dict(signer_keys)
         self._replay = replay
         self._now = now
+        # Each deal's files live in `deal_data_root/deal-<id>`, which guests
+        # with the "files" grant see at /data. None: no directory is mapped.
+        self._deal_data_root = deal_data_root
 
     def handle(self, worker_id: int, body: CallBody) -> CallOutcome:
         """Check and run one call. Raises CallRejectedError when the call does not run."""
@@ -190,6 +196,13 @@ class CallService:
             # No receipt was stored, so the caller may send the same request again.
             self._replay.release(digest)
             raise
+
+    def _deal_data_dir(self, deal_id: int) -> Path | None:
+        if self._deal_data_root is None:
+            return None
+        directory = self._deal_data_root / f"deal-{deal_id}"
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
 
     def _check_worker(self, worker_id: int) -> TrackedWorker:
         tracked = self._tracker.get(worker_id)
@@ -237,8 +250,16 @@ class CallService:
         status = 200
         stdout = b""
         started = time.perf_counter()
+        context = CallContext(
+            deal_id=tracked.deal_id,
+            caller=body.request.signer,
+            function=function,
+            request_id="0x" + digest.hex(),
+        )
         try:
-            result = self._runtime.call(loaded, function, input_bytes)  # type: ignore[attr-defined]
+            result = self._runtime.call(  # type: ignore[attr-defined]
+                loaded, function, input_bytes, context=context, data_dir=self._deal_data_dir(tracked.deal_id)
+            )
         except WasmCallError as failure:
             available = list(failure.available) if isinstance(failure, FunctionNotFoundError) else None
             error = ErrorInfo(kind=failure.kind, message=str(failure), available=available)

@@ -117,6 +117,7 @@ class ProviderNode:
             domain=domain,
             signer_keys=signer_keys,
             replay=replay,
+            deal_data_root=data_dir / "deal-data",
         )
         app = create_node_app(calls, lambda: self._health(packages), max_concurrent_calls=config.max_concurrent_calls)
         self._server = ServerThread(app, config.listen.host, config.listen.port, logger_name="cloudless.node")
