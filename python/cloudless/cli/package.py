@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 import httpx
@@ -13,8 +12,8 @@ from cloudless.chain.artifacts import project_root
 from cloudless.cid import compute_cid
 from cloudless.cli.common import check_gateway_url, handle_errors
 from cloudless.cli.function_types import fill_function_types
-from cloudless.exceptions import ManifestError, PackageFormatError
-from cloudless.runtime.package import MANIFEST_PATH, build_package
+from cloudless.exceptions import PackageFormatError
+from cloudless.runtime.package import build_package, load_manifest_template
 
 __all__ = ["build_example_package", "load_manifest_template", "package", "write_package"]
 
@@ -22,22 +21,6 @@ __all__ = ["build_example_package", "load_manifest_template", "package", "write_
 @click.group()
 def package() -> None:
     """Build and upload function packages."""
-
-
-def load_manifest_template(example_dir: Path) -> dict[str, Any]:
-    """Read `<example_dir>/manifest.json`, the manifest without module paths and hashes."""
-    manifest_file = Path(example_dir) / MANIFEST_PATH
-    try:
-        template = json.loads(manifest_file.read_bytes())
-    except FileNotFoundError as error:
-        raise ManifestError(f"manifest template {manifest_file} not found; create it first") from error
-    except json.JSONDecodeError as error:
-        raise ManifestError(f"manifest template {manifest_file} is not valid JSON: {error}") from error
-    if not isinstance(template, dict) or not isinstance(template.get("modules"), list):
-        raise ManifestError(
-            f"invalid manifest template {manifest_file}: expected an object with a modules list", field="modules"
-        )
-    return template
 
 
 def build_example_package(example_dir: Path, wasm_dir: Path, *, file_names: dict[str, str] | None = None) -> bytes:

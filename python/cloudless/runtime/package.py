@@ -31,6 +31,7 @@ from cloudless.runtime.package_tar import read_tar_entries, write_canonical_tar
 from cloudless.runtime.wasm_binary import read_exports
 
 __all__ = [
+    "load_manifest_template",
     "ABI_EXPORTS",
     "MANIFEST_PATH",
     "FunctionPackage",
@@ -150,13 +151,8 @@ def build_package(
     return data
 
 
-def build_package_from_dir(
-    example_dir: Path,
-    wasm_dir: Path,
-    *,
-    host_limits: HostLimits = _DEFAULT_HOST_LIMITS,
-) -> bytes:
-    """Build a package from `<example_dir>/manifest.json` and `<wasm_dir>/<module-name>.wasm` files."""
+def load_manifest_template(example_dir: Path) -> dict[str, Any]:
+    """Read `<example_dir>/manifest.json`, a manifest without module hashes; raise ManifestError if it is not one."""
     manifest_file = Path(example_dir) / MANIFEST_PATH
     try:
         template = json.loads(manifest_file.read_bytes())
@@ -164,10 +160,22 @@ def build_package_from_dir(
         raise ManifestError(f"manifest template {manifest_file} not found; create it first") from error
     except json.JSONDecodeError as error:
         raise ManifestError(f"manifest template {manifest_file} is not valid JSON: {error}") from error
+    if not isinstance(template, dict) or not isinstance(template.get("modules"), list):
+        raise ManifestError(
+            f"invalid manifest template {manifest_file}: expected an object with a modules list", field="modules"
+        )
+    return template
 
-    module_entries = template.get("modules") if isinstance(template, dict) else None
-    if not isinstance(module_entries, list):
-        raise ManifestError(f"invalid manifest template {manifest_file}: modules must be a list", field="modules")
+
+def build_package_from_dir(
+    example_dir: Path,
+    wasm_dir: Path,
+    *,
+    host_limits: HostLimits = _DEFAULT_HOST_LIMITS,
+) -> bytes:
+    """Build a package from `<example_dir>/manifest.json` and `<wasm_dir>/<module-name>.wasm` files."""
+    template = load_manifest_template(example_dir)
+    module_entries = template["modules"]
 
     modules: dict[str, bytes] = {}
     for entry in module_entries:
