@@ -101,6 +101,10 @@ def test_token_amount_names_option(args: list[str], option: str, message: str) -
         (["--billing", "usage", "--max-usage", "100"], "missing --usage-price: a usage-billed deal needs a price in USDC per million fuel"),
         (["--billing", "usage", "--usage-price", "0", "--max-usage", "100"], "invalid --usage-price 0"),
         (["--billing", "usage", "--usage-price", "0.002"], "missing --max-usage: a usage-billed deal needs the maximum fuel"),
+        (
+            ["--billing", "usage", "--usage-price", "0.000001", "--max-usage", "1"],
+            "pays less than 0.000001 USDC per worker and epoch, so workers would earn nothing",
+        ),
     ],
 )
 def test_deal_create_checks_billing_options(extra: list[str], message: str) -> None:

@@ -70,6 +70,28 @@ def test_init_rejects_nonempty_dir(tmp_path: Path) -> None:
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
 
 
+def test_init_parent_is_file(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+
+    result = run_cli("init", "hello", "--dir", str(tmp_path / "afile" / "sub"))
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "cannot create or write" in result.output
+    assert "choose another path" in result.output
+
+
+def test_package_build_out_under_file(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    examples = Path(__file__).resolve().parents[2] / "functions" / "examples" / "text"
+
+    result = run_cli("package", "build", str(examples), "--out", str(tmp_path / "afile" / "x.tar"))
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "cannot create or write" in result.output
+
+
 def test_init_accepts_empty_dir(tmp_path: Path) -> None:
     result = run_cli("init", "hello", "--dir", str(tmp_path))
     assert result.exit_code == 0, result.output

@@ -85,8 +85,11 @@ def open_session(rpc_url: str, account_index: int | None) -> Session:
     return connect(rpc_url, key)
 
 
+_FILE_SYSTEM_ERRORS = (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 def handle_errors(function: F) -> F:
-    """Turn CloudlessError into a one-line message and exit code 1."""
+    """Turn CloudlessError and file-system errors into a one-line message and exit code 1."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -95,6 +98,14 @@ def handle_errors(function: F) -> F:
         except CloudlessError as error:
             logging.getLogger("cloudless").debug("command failed", exc_info=True)
             raise click.ClickException(str(error)) from error
+        except _FILE_SYSTEM_ERRORS as error:
+            # A folder that cannot be created or a file that cannot be written
+            # is for the user to fix, so it gets a message and not a traceback.
+            logging.getLogger("cloudless").debug("command failed", exc_info=True)
+            path = error.filename or "a file"
+            raise click.ClickException(
+                f"cannot create or write {path}: {error.strerror}; choose another path or fix its permissions"
+            ) from error
 
     return wrapper  # type: ignore[return-value]
 

@@ -72,7 +72,16 @@ def billing_terms(billing: str, max_price: Decimal | None, usage_price: Decimal 
         raise click.UsageError(
             "missing --max-usage: a usage-billed deal needs the maximum fuel billed per worker and epoch, e.g. --max-usage 100000000"
         )
-    return BillingTerms(BillingMode.USAGE, max_price if max_price is not None else Decimal(0), usage_price, max_usage)
+    cap = max_price if max_price is not None else Decimal(0)
+    # The contract charges floor(fuel x base units per 10**6 fuel / 10**6); with
+    # USDC's 6 decimals that is floor(max_usage x usage_price) base units.
+    if cap == 0 and int(max_usage * usage_price) == 0:
+        raise click.UsageError(
+            f"--max-usage {max_usage} fuel at --usage-price {usage_price} USDC per million fuel pays less than "
+            "0.000001 USDC per worker and epoch, so workers would earn nothing: raise --max-usage or --usage-price, "
+            "or set --max-price"
+        )
+    return BillingTerms(BillingMode.USAGE, cap, usage_price, max_usage)
 
 
 def create_deal_for_flags(session: Session, params: DealParams) -> int:

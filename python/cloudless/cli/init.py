@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from cloudless.chain.artifacts import project_root
+from cloudless.cli.common import handle_errors
 
 __all__ = ["create_project", "init"]
 
@@ -107,6 +108,7 @@ def _template_files(folder: Traversable, prefix: str) -> list[tuple[str, str]]:
     show_default="functions/sdk of this checkout",
     help="Cloudless guest SDK to copy into the project.",
 )
+@handle_errors
 def init(name: str, directory: Path | None, sdk_dir: Path) -> None:
     """Create a Rust function project NAME with an example function, a manifest and a copy of the SDK."""
     target = directory if directory is not None else Path(name)
