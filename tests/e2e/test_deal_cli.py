@@ -107,6 +107,20 @@ def test_status_shows_subscription(chain: LocalChain, root: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "billing SUBSCRIPTION" in result.output
     assert "per million fuel" not in result.output
+    assert "open-ended" in result.output
+
+
+def test_status_shows_last_billed_epoch(chain: LocalChain, root: Path) -> None:
+    created = deal(
+        chain, root, "create", "--account-index", "3", "--app-cid", CID, "--max-price", "0.5", "--deposit", "5",
+        "--duration", "1",
+    )
+    start = chain.session(0).deals.get_deal(created_deal_id(created)).start_epoch
+
+    result = deal(chain, root, "status", str(created_deal_id(created)))
+
+    assert result.exit_code == 0, result.output
+    assert f"epochs {start} to {start} (1 epoch)" in result.output
 
 
 def test_status_of_missing_deal(chain: LocalChain, root: Path) -> None:

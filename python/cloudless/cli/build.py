@@ -124,7 +124,9 @@ def build(path: Path, out: Path | None) -> None:
     if not project.is_dir():
         raise click.ClickException(f"project folder {project} not found; create one with `cloudless init NAME`")
     if not (project / "Cargo.toml").is_file():
-        raise click.ClickException(f"{project / 'Cargo.toml'} not found; PATH must be a cargo project")
+        raise click.ClickException(
+            f"{project / 'Cargo.toml'} not found; PATH must be a cargo project: create one with `cloudless init NAME`"
+        )
     if not (project / MANIFEST_PATH).is_file():
         raise click.ClickException(
             f"{project / MANIFEST_PATH} not found; add a manifest template (see `cloudless init`)"

@@ -234,12 +234,16 @@ def deal_status(rpc_url: str, deal_id: int) -> None:
 
     info = deals.get_deal(deal_id)
     usdc = session.usdc
-    end = "open-ended" if info.end_epoch == OPEN_ENDED_EPOCH else str(info.end_epoch)
+    # `end_epoch` is the first epoch not billed, so the last billed one is end_epoch - 1.
+    if info.end_epoch == OPEN_ENDED_EPOCH:
+        epochs = f"from epoch {info.start_epoch}, open-ended"
+    else:
+        epochs = f"epochs {info.start_epoch} to {info.end_epoch - 1} ({format_count(info.end_epoch - info.start_epoch, 'epoch')})"
     console.print(f"deal [bold]{deal_id}[/bold]  status [bold]{deals.deal_status(deal_id).name}[/bold]  epoch {deals.current_epoch()}")
     console.print(f"  owner {info.owner}  app {cid_from_bytes(info.app_cid)}")
     console.print(
         f"  workers {info.active_workers}/{info.target_workers} (min {info.min_workers})  cap "
-        f"{usdc.format(info.max_price_per_cu_per_epoch)} USDC/CU/epoch  epochs {info.start_epoch}..{end}"
+        f"{usdc.format(info.max_price_per_cu_per_epoch)} USDC/CU/epoch  {epochs}"
     )
     console.print(f"  {_describe_billing(info, usdc)}")
     # The views settle to the current epoch; what settlement would move out
