@@ -14,9 +14,9 @@ from ape.cli import ConnectedProviderCommand
 
 from cloudless.chain import connect
 from cloudless.chain.keys import private_key_from_env_or_index
-from cloudless.chain.types import MAX_TARGET_WORKERS, DealParams
+from cloudless.chain.types import MAX_TARGET_WORKERS
 from cloudless.cli.common import USDC_DECIMALS, check_app_cid, token_amount
-from cloudless.cli.deal import MAX_UINT64, billing_terms, create_deal_for_flags
+from cloudless.cli.deal import MAX_UINT64, billing_terms, check_worker_counts, create_deal_for_flags, deal_params_for_flags
 from cloudless.exceptions import CloudlessError
 
 
@@ -35,25 +35,20 @@ from cloudless.exceptions import CloudlessError
 @click.option("--deposit", required=True, callback=token_amount(USDC_DECIMALS), metavar="USDC", help="USDC to escrow; must cover the reserve.")
 def cli(account_index, app_cid, workers, min_workers, billing, max_price, usage_price, max_usage, cu_per_worker, max_per_provider, duration, deposit):
     """Create a deal and escrow its deposit."""
-    if min_workers is not None and min_workers > workers:
-        raise click.UsageError(f"--min-workers {min_workers} exceeds --workers {workers}: use --min-workers {workers} or raise --workers")
+    check_worker_counts(workers, min_workers)
     terms = billing_terms(billing, max_price, usage_price, max_usage)
     try:
         session = connect(chain.provider.uri, private_key_from_env_or_index(account_index))
-        usdc = session.usdc
-        params = DealParams(
+        params = deal_params_for_flags(
+            session.usdc,
+            terms,
             app_cid=app_cid,
-            payment_token=usdc.address,
-            max_price_per_cu_per_epoch=usdc.parse(terms.max_price),
-            deposit=usdc.parse(deposit),
+            deposit=deposit,
+            workers=workers,
+            min_workers=min_workers,
             cu_per_worker=cu_per_worker,
-            min_workers=min_workers or workers,
-            target_workers=workers,
-            max_workers_per_provider=max_per_provider,
-            duration_epochs=duration,
-            billing_mode=terms.mode,
-            usage_price_per_megafuel=usdc.parse(terms.usage_price),
-            max_usage_per_worker_epoch=terms.max_usage,
+            max_per_provider=max_per_provider,
+            duration=duration,
         )
         deal_id = create_deal_for_flags(session, params)
         status = session.deals.deal_status(deal_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from decimal import Decimal
 
 import click
@@ -27,7 +28,7 @@ from cloudless.cli.common import USDC_DECIMALS, check_app_cid, handle_errors, ke
 from cloudless.exceptions import ContractRevertError, DepositBelowReserveError, InsufficientBalanceError
 from cloudless.formatting import format_count
 
-__all__ = ["BillingTerms", "billing_terms", "create_deal_for_flags", "deal"]
+__all__ = ["BillingTerms", "billing_terms", "check_worker_counts", "create_deal_for_flags", "deal", "deal_params_for_flags"]
 
 # soft_wrap: long lines (addresses, CIDs) stay whole instead of wrapping at the terminal width.
 console = Console(soft_wrap=True)
@@ -82,6 +83,47 @@ def billing_terms(billing: str, max_price: Decimal | None, usage_price: Decimal 
             "or set --max-price"
         )
     return BillingTerms(BillingMode.USAGE, cap, usage_price, max_usage)
+
+
+def check_worker_counts(workers: int, min_workers: int | None) -> None:
+    """Raise click.UsageError when --min-workers exceeds --workers."""
+    if min_workers is not None and min_workers > workers:
+        raise click.UsageError(f"--min-workers {min_workers} exceeds --workers {workers}: use --min-workers {workers} or raise --workers")
+
+
+def deal_params_for_flags(
+    usdc: TokenClient,
+    terms: BillingTerms,
+    *,
+    app_cid: bytes,
+    deposit: Decimal,
+    workers: int,
+    min_workers: int | None,
+    cu_per_worker: int,
+    max_per_provider: int,
+    duration: int,
+    **placement: Any,
+) -> DealParams:
+    """Build the `createDeal` arguments from the deal flags, with USDC amounts in base units.
+
+    `placement` takes the optional DealParams fields regions, min_tier,
+    min_sla_bps, access_mode and providers.
+    """
+    return DealParams(
+        app_cid=app_cid,
+        payment_token=usdc.address,
+        max_price_per_cu_per_epoch=usdc.parse(terms.max_price),
+        deposit=usdc.parse(deposit),
+        cu_per_worker=cu_per_worker,
+        min_workers=min_workers or workers,
+        target_workers=workers,
+        max_workers_per_provider=max_per_provider,
+        duration_epochs=duration,
+        billing_mode=terms.mode,
+        usage_price_per_megafuel=usdc.parse(terms.usage_price),
+        max_usage_per_worker_epoch=terms.max_usage,
+        **placement,
+    )
 
 
 def create_deal_for_flags(session: Session, params: DealParams) -> int:
@@ -174,8 +216,7 @@ def create_deal(
         )
     if len(regions) > MAX_REGIONS:
         raise click.UsageError(f"too many --region options ({len(regions)}): a deal allows at most {MAX_REGIONS} regions")
-    if min_workers is not None and min_workers > workers:
-        raise click.UsageError(f"--min-workers {min_workers} exceeds --workers {workers}: use --min-workers {workers} or raise --workers")
+    check_worker_counts(workers, min_workers)
     terms = billing_terms(billing, max_price, usage_price, max_usage)
 
     session = open_session(rpc_url, account_index)
@@ -184,25 +225,21 @@ def create_deal(
         access_mode = AccessMode.ALLOW_LIST
     elif deny:
         access_mode = AccessMode.DENY_LIST
-    usdc = session.usdc
-    params = DealParams(
+    params = deal_params_for_flags(
+        session.usdc,
+        terms,
         app_cid=app_cid,
-        payment_token=usdc.address,
-        max_price_per_cu_per_epoch=usdc.parse(terms.max_price),
-        deposit=usdc.parse(deposit),
+        deposit=deposit,
+        workers=workers,
+        min_workers=min_workers,
         cu_per_worker=cu_per_worker,
-        min_workers=min_workers or workers,
-        target_workers=workers,
-        max_workers_per_provider=max_per_provider,
-        duration_epochs=duration,
+        max_per_provider=max_per_provider,
+        duration=duration,
         regions=regions,
         min_tier=min_tier,
         min_sla_bps=min_sla_bps,
         access_mode=access_mode,
         providers=allow or deny,
-        billing_mode=terms.mode,
-        usage_price_per_megafuel=usdc.parse(terms.usage_price),
-        max_usage_per_worker_epoch=terms.max_usage,
     )
     deal_id = create_deal_for_flags(session, params)
     status = session.deals.deal_status(deal_id)
