@@ -32,25 +32,25 @@ def test_slash_takes_stake_then_unbonding_and_splits(
         if unbond:
             market.requestUnstake(unbond * FLT, sender=provider)
         stake, unbonding = STAKE - unbond * FLT, unbond * FLT
-        taken = min(amount * FLT, stake + unbonding)
+        slashed = min(amount * FLT, stake + unbonding)
 
         receipt = market.slash(provider, amount * FLT, stranger, REASON, sender=admin)
 
-        share = taken * share_bps // 10_000
+        share = slashed * share_bps // 10_000
         [log] = events(receipt, market.ProviderSlashed)
         # `log.provider` is Ape's network provider, so the argument is read by key.
         assert (log["provider"], log.reporter, log.amount, log.reporterShare, log.reason) == (
             provider.address,
             stranger.address,
-            taken,
+            slashed,
             share,
             REASON,
         )
         stored = market.getProvider(provider)
         assert stored.stake == max(stake - amount * FLT, 0)
-        assert stored.stake + stored.unbonding == stake + unbonding - taken
+        assert stored.stake + stored.unbonding == stake + unbonding - slashed
         assert market.slashRewards(stranger) == share
-        assert market.treasuryBalance() == taken - share
+        assert market.treasuryBalance() == slashed - share
         assert flt.balanceOf(market) == flt_in_market(market, flt, providers, stranger)
     finally:
         chain.restore(snapshot)

@@ -91,8 +91,8 @@ def test_fetched_package_with_wrong_cid_rejected(
     tmp_path: Path, runtime: WasmRuntime, sources: tuple[PackageSource, PackageSource], caplog: pytest.LogCaptureFixture
 ) -> None:
     source, _ = sources
-    wanted, other = make_package(1), make_package(2)
-    cid = compute_cid(wanted)
+    expected_package, other = make_package(1), make_package(2)
+    cid = compute_cid(expected_package)
     source.responses[cid] = other  # a valid package, but not the one this CID names
     cache = PackageCache(runtime, tmp_path, [source.url])
 
@@ -114,9 +114,9 @@ def test_fetch_error_names_source_and_mismatch(
     tmp_path: Path, runtime: WasmRuntime, sources: tuple[PackageSource, PackageSource]
 ) -> None:
     source, _ = sources
-    wanted = make_package(1)
-    cid = compute_cid(wanted)
-    source.responses[cid] = wanted[:-1] + bytes([wanted[-1] ^ 0x01])
+    expected_package = make_package(1)
+    cid = compute_cid(expected_package)
+    source.responses[cid] = expected_package[:-1] + bytes([expected_package[-1] ^ 0x01])
     cache = PackageCache(runtime, tmp_path, [source.url])
 
     with pytest.raises(PackageUnavailableError) as raised:
@@ -124,22 +124,22 @@ def test_fetch_error_names_source_and_mismatch(
 
     message = str(raised.value)
     assert message.startswith(f"no package source served {cid}: {source.url}: CID mismatch")
-    assert f"the {len(wanted)} bytes received hash to" in message
+    assert f"the {len(expected_package)} bytes received hash to" in message
 
 
 def test_fetch_falls_back_to_honest_source(
     tmp_path: Path, runtime: WasmRuntime, sources: tuple[PackageSource, PackageSource]
 ) -> None:
     bad, good = sources
-    wanted = make_package(1)
-    cid = compute_cid(wanted)
+    expected_package = make_package(1)
+    cid = compute_cid(expected_package)
     bad.responses[cid] = make_package(2)
-    good.responses[cid] = wanted
+    good.responses[cid] = expected_package
     cache = PackageCache(runtime, tmp_path, [bad.url, good.url])
 
     assert cache.ensure(cid) is True
 
-    assert (tmp_path / cid).read_bytes() == wanted
+    assert (tmp_path / cid).read_bytes() == expected_package
     result = runtime.call(cache.get(cid), "value", b"{}")
     assert result.output == b"1"
     assert bad.requests == [f"/packages/{cid}"]
@@ -150,9 +150,9 @@ def test_corrupt_cached_package_refetched(
     tmp_path: Path, runtime: WasmRuntime, sources: tuple[PackageSource, PackageSource], caplog: pytest.LogCaptureFixture
 ) -> None:
     source, _ = sources
-    wanted = make_package(1)
-    cid = compute_cid(wanted)
-    source.responses[cid] = wanted
+    expected_package = make_package(1)
+    cid = compute_cid(expected_package)
+    source.responses[cid] = expected_package
     (tmp_path / cid).write_bytes(make_package(3))
     cache = PackageCache(runtime, tmp_path, [source.url])
 
@@ -160,5 +160,5 @@ def test_corrupt_cached_package_refetched(
         assert cache.ensure(cid) is True
 
     assert any("is invalid, fetching it again" in record.getMessage() for record in caplog.records)
-    assert (tmp_path / cid).read_bytes() == wanted
+    assert (tmp_path / cid).read_bytes() == expected_package
     assert source.requests == [f"/packages/{cid}"]

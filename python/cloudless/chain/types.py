@@ -313,7 +313,7 @@ class Worker:
 
 @dataclass(frozen=True)
 class EpochProof:
-    """What the chain keeps of an epoch proof; roots and call counts are in the events."""
+    """Stored part of an epoch proof. Roots and call counts are in the `EpochProofsSubmitted` log."""
 
     proven: bool
     usage: int  # fuel as reported; recorded for USAGE deals only

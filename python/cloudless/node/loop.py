@@ -117,9 +117,9 @@ class NodeLoop:
             logger.debug("worker failure", exc_info=True)
 
     def _service_worker(self, tracked: TrackedWorker, current: int) -> None:
-        # A worker proves epochs only while its package is loadable, also after
-        # it stopped taking calls: a proof says the worker could serve, and a
-        # node that cannot fetch the package must not be paid for the epoch.
+        # A worker proves epochs only while its package loads, also after it
+        # stopped taking calls. A proof claims that the worker could serve, so
+        # a node that cannot fetch the package is not paid for the epoch.
         # `ensure` raises when the package cannot be fetched or verified.
         if not tracked.settled():
             self._packages.ensure(tracked.app_cid)
