@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloudless.chain.types import OPEN_ENDED_EPOCH, AccessMode, BillingMode, Deal, DealStatus, Worker
+from test_placement import make_deal
+
+from cloudless.chain.types import OPEN_ENDED_EPOCH, DealStatus, Worker
 from cloudless.exceptions import PackageError
 from cloudless.node.loop import NodeLoop
 from cloudless.node.workers import TrackedWorker
@@ -26,30 +28,13 @@ def tracked_worker(*, active: bool, claimed_until: int = 0, left: int = OPEN_END
         claimed_until_epoch=claimed_until,
         active=active,
     )
-    deal = Deal(
-        deal_id=1,
-        owner="0x" + "22" * 20,
+    deal = make_deal(
         app_cid=APP_CID,
-        payment_token="0x" + "33" * 20,
-        max_price_per_cu_per_epoch=10,
-        cu_per_worker=1,
-        min_workers=1,
         target_workers=1,
-        max_workers_per_provider=1,
-        regions=(),
-        min_tier=0,
-        min_sla_bps=0,
-        access_mode=AccessMode.NONE,
-        providers=(),
-        billing_mode=BillingMode.SUBSCRIPTION,
-        start_epoch=0,
-        end_epoch=OPEN_ENDED_EPOCH,
-        settled_epoch=0,
         stopped=not active,
         active_workers=1 if active else 0,
         rate_per_epoch=10,
         balance=1_000,
-        pending=0,
     )
     status = DealStatus.ACTIVE if active else DealStatus.ENDED
     return TrackedWorker(worker=worker, deal=deal, deal_status=status, signer="0x" + "44" * 20)
