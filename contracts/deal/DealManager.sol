@@ -23,16 +23,21 @@ contract DealManager is IDealManager, DealViews, ReentrancyGuard, Ownable {
     /// @param genesis_ unix seconds at which epoch 0 starts, or 0 for the deployment block's timestamp
     /// @param epochDuration_ seconds per epoch, at least 1
     /// @param proofWindowEpochs_ epochs after an epoch ends during which its proof is accepted, at least 1
+    /// @param challengeWindowEpochs_ epochs after the proof window during which a proof may be challenged, 0 for none
     /// @param minDepositedEpochs_ epochs at the price cap that a running deal keeps, at least 1
-    /// @param admin owner who accepts and rejects payment tokens
+    /// @param admin owner who accepts payment tokens and names the challenge manager
     constructor(
         address market_,
         uint64 genesis_,
         uint64 epochDuration_,
         uint64 proofWindowEpochs_,
+        uint64 challengeWindowEpochs_,
         uint64 minDepositedEpochs_,
         address admin
-    ) DealStorage(market_, genesis_, epochDuration_, proofWindowEpochs_, minDepositedEpochs_) Ownable(admin) {}
+    )
+        DealStorage(market_, genesis_, epochDuration_, proofWindowEpochs_, challengeWindowEpochs_, minDepositedEpochs_)
+        Ownable(admin)
+    {}
 
     // ------------------------------------------------------------------ deals
 
@@ -267,6 +272,29 @@ contract DealManager is IDealManager, DealViews, ReentrancyGuard, Ownable {
         isPaymentToken[token] = accepted;
 
         emit PaymentTokenSet(token, accepted);
+    }
+
+    /// @inheritdoc IDealManager
+    /// @dev Reverts with {DealNotAdmin} unless the caller is the owner.
+    function setChallengeManager(address challengeManager_) external {
+        if (msg.sender != owner()) revert DealNotAdmin(msg.sender);
+
+        challengeManager = challengeManager_;
+
+        emit ChallengeManagerSet(challengeManager_);
+    }
+
+    /// @inheritdoc IDealManager
+    /// @dev Reverts with {DealNotChallengeManager} for any other caller.
+    function setEpochProven(uint256 workerId, uint64 epoch, bool proven) external {
+        if (msg.sender != challengeManager || msg.sender == address(0)) revert DealNotChallengeManager(msg.sender);
+        _existingWorker(workerId);
+
+        uint256 bit = 1 << (epoch & 255);
+        if (proven) _provenBits[workerId][epoch >> 8] |= bit;
+        else _provenBits[workerId][epoch >> 8] &= ~bit;
+
+        emit EpochProofStatusChanged(workerId, epoch, proven);
     }
 
     // -------------------------------------------------------------- internal

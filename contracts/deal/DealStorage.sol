@@ -84,6 +84,8 @@ abstract contract DealStorage is IDealManager {
     /// @inheritdoc IDealManager
     uint64 public immutable proofWindowEpochs;
     /// @inheritdoc IDealManager
+    uint64 public immutable challengeWindowEpochs;
+    /// @inheritdoc IDealManager
     uint64 public immutable minDepositedEpochs;
 
     /// @inheritdoc IDealManager
@@ -96,6 +98,8 @@ abstract contract DealStorage is IDealManager {
     mapping(address provider => mapping(address token => uint256)) public earnings;
     /// @inheritdoc IDealManager
     mapping(bytes32 batchHash => uint64) public proofBatchSubmittedAt;
+    /// @inheritdoc IDealManager
+    address public challengeManager;
 
     mapping(uint256 dealId => DealRecord) internal _deals;
     mapping(uint256 dealId => uint16[]) internal _dealRegions;
@@ -126,12 +130,14 @@ abstract contract DealStorage is IDealManager {
     /// @param genesis_ unix seconds at which epoch 0 starts, or 0 for the deployment block's timestamp
     /// @param epochDuration_ seconds per epoch, at least 1
     /// @param proofWindowEpochs_ epochs after an epoch ends during which its proof is accepted, at least 1
+    /// @param challengeWindowEpochs_ epochs after the proof window during which a proof may be challenged, 0 for none
     /// @param minDepositedEpochs_ epochs at the price cap that a running deal keeps, at least 1
     constructor(
         address market_,
         uint64 genesis_,
         uint64 epochDuration_,
         uint64 proofWindowEpochs_,
+        uint64 challengeWindowEpochs_,
         uint64 minDepositedEpochs_
     ) {
         if (market_ == address(0)) revert DealInvalidParams("market");
@@ -144,6 +150,7 @@ abstract contract DealStorage is IDealManager {
         genesis = genesis_ == 0 ? uint64(block.timestamp) : genesis_;
         epochDuration = epochDuration_;
         proofWindowEpochs = proofWindowEpochs_;
+        challengeWindowEpochs = challengeWindowEpochs_;
         minDepositedEpochs = minDepositedEpochs_;
     }
 
@@ -219,14 +226,15 @@ abstract contract DealStorage is IDealManager {
 
     /// @dev Returns the largest `toEpoch` a claim of `worker` accepts once the
     /// deal is settled to `settledEpoch`: epochs must be in the worker's range,
-    /// before the deal's end, settled, and past their proof window.
+    /// before the deal's end, settled, and past their proof and challenge windows.
     function _maxClaimEpoch(WorkerRecord storage worker, DealRecord storage deal, uint64 settledEpoch)
         internal
         view
         returns (uint64)
     {
         uint64 nowEpoch = currentEpoch();
-        uint64 windowClosedBefore = nowEpoch > proofWindowEpochs ? nowEpoch - proofWindowEpochs : 0;
+        uint64 delay = proofWindowEpochs + challengeWindowEpochs;
+        uint64 windowClosedBefore = nowEpoch > delay ? nowEpoch - delay : 0;
         uint64 inDealUntil = DealBilling.min64(worker.leftEpoch, deal.endEpoch);
         return DealBilling.min64(inDealUntil, DealBilling.min64(settledEpoch, windowClosedBefore));
     }

@@ -169,6 +169,7 @@ interface IDealManager {
     error DealNothingToClaim(address provider);
     error DealMixedPaymentTokens(address token, address otherToken);
     error DealEmptyProofBatch();
+    error DealNotChallengeManager(address caller);
 
     // ----------------------------------------------------------------- events
 
@@ -210,6 +211,9 @@ interface IDealManager {
     );
     event EarningsWithdrawn(address indexed provider, address indexed token, uint256 amount);
     event PaymentTokenSet(address indexed token, bool accepted);
+    event ChallengeManagerSet(address indexed challengeManager);
+    /// @notice The challenge manager forfeited (`proven` false) or restored an epoch proof.
+    event EpochProofStatusChanged(uint256 indexed workerId, uint64 epoch, bool proven);
 
     // ------------------------------------------------------------------ deals
 
@@ -299,6 +303,18 @@ interface IDealManager {
     /// @dev Only the admin. Emits {PaymentTokenSet}.
     function setPaymentToken(address token, bool accepted) external;
 
+    /// @notice Names the contract that may forfeit and restore epoch proofs.
+    /// @dev Only the admin. Emits {ChallengeManagerSet}.
+    function setChallengeManager(address challengeManager_) external;
+
+    // ------------------------------------------------------------- challenges
+
+    /// @notice Marks an epoch of a worker proven or not. A challenge clears the
+    /// mark while it is open and for good when it is upheld; an answer restores it.
+    /// A claim pays only epochs that are marked when it runs.
+    /// @dev Only the challenge manager. Emits {EpochProofStatusChanged}.
+    function setEpochProven(uint256 workerId, uint64 epoch, bool proven) external;
+
     // ------------------------------------------------------------------ views
 
     function market() external view returns (address);
@@ -308,6 +324,11 @@ interface IDealManager {
     function epochDuration() external view returns (uint64);
     /// @notice Epochs after an epoch ends during which its proof is accepted.
     function proofWindowEpochs() external view returns (uint64);
+    /// @notice Epochs after the proof window during which a proof may be
+    /// challenged. Claims wait for them too. 0 turns challenges off.
+    function challengeWindowEpochs() external view returns (uint64);
+    /// @notice Contract allowed to forfeit and restore epoch proofs, or the zero address.
+    function challengeManager() external view returns (address);
     /// @notice Epochs at the price cap for all target workers that a deal must keep while it runs.
     function minDepositedEpochs() external view returns (uint64);
     function currentEpoch() external view returns (uint64);

@@ -9,10 +9,16 @@ pragma solidity 0.8.28;
 ///   Receipt(uint256 workerId,bytes32 requestHash,bytes appCid,bytes32 outputHash,uint64 fuelUsed,uint64 epoch,uint64 sequence)
 ///
 /// A caller signs a CallRequest. The worker's peer signer signs a Receipt whose
-/// `requestHash` is the request's EIP-712 digest. The Merkle leaf of a receipt
-/// is `keccak256(bytes.concat(keccak256(abi.encode(receiptDigest))))`, the leaf
-/// format of OpenZeppelin's StandardMerkleTree for a single `bytes32` value, so
-/// `MerkleProof.verify` checks inclusion.
+/// `requestHash` is the request's EIP-712 digest.
+///
+/// An epoch's receipts, in sequence order, are the leaves of its Merkle tree.
+/// Leaf `index` commits the receipt digest, its position and `fuelBefore`, the
+/// fuel of the receipts before it in the epoch:
+/// `keccak256(bytes.concat(keccak256(abi.encode(receiptDigest, index, fuelBefore))))`.
+/// That is the leaf format of OpenZeppelin's StandardMerkleTree for the types
+/// `(bytes32, uint256, uint256)`, so `MerkleProof.verify` checks inclusion. The
+/// position lets a challenge name one leaf, and the running fuel total lets one
+/// opened leaf and its neighbour show whether the epoch's usage adds up.
 interface IExecutionReceipts {
     struct CallRequest {
         uint256 dealId;
@@ -47,12 +53,17 @@ interface IExecutionReceipts {
     /// @notice Address that signed `receipt`, from a 65-byte signature.
     function recoverReceiptSigner(Receipt calldata receipt, bytes calldata signature) external view returns (address);
 
-    /// @notice Merkle leaf of a receipt digest.
-    function receiptLeaf(bytes32 receiptDigest) external pure returns (bytes32);
+    /// @notice Merkle leaf of the receipt at position `index` of its epoch, after
+    /// `fuelBefore` fuel of earlier receipts.
+    function receiptLeaf(bytes32 receiptDigest, uint64 index, uint64 fuelBefore) external pure returns (bytes32);
 
-    /// @notice Whether `receiptDigest` is in the tree with `root`, by OpenZeppelin's `MerkleProof.verify`.
-    function verifyReceiptInclusion(bytes32 root, bytes32 receiptDigest, bytes32[] calldata proof)
-        external
-        pure
-        returns (bool);
+    /// @notice Whether the leaf (`receiptDigest`, `index`, `fuelBefore`) is in the
+    /// tree with `root`, by OpenZeppelin's `MerkleProof.verify`.
+    function verifyReceiptInclusion(
+        bytes32 root,
+        bytes32 receiptDigest,
+        uint64 index,
+        uint64 fuelBefore,
+        bytes32[] calldata proof
+    ) external pure returns (bool);
 }

@@ -70,18 +70,20 @@ contract ExecutionReceipts is IExecutionReceipts, EIP712 {
     }
 
     /// @inheritdoc IExecutionReceipts
-    function receiptLeaf(bytes32 receiptDigest) public pure returns (bytes32) {
+    function receiptLeaf(bytes32 receiptDigest, uint64 index, uint64 fuelBefore) public pure returns (bytes32) {
         // Double hashing, as OpenZeppelin's StandardMerkleTree does, keeps a
         // leaf from ever equalling an inner node (second-preimage attack).
-        return keccak256(bytes.concat(keccak256(abi.encode(receiptDigest))));
+        return keccak256(bytes.concat(keccak256(abi.encode(receiptDigest, index, fuelBefore))));
     }
 
     /// @inheritdoc IExecutionReceipts
-    function verifyReceiptInclusion(bytes32 root, bytes32 receiptDigest, bytes32[] calldata proof)
-        external
-        pure
-        returns (bool)
-    {
-        return MerkleProof.verifyCalldata(proof, root, receiptLeaf(receiptDigest));
+    function verifyReceiptInclusion(
+        bytes32 root,
+        bytes32 receiptDigest,
+        uint64 index,
+        uint64 fuelBefore,
+        bytes32[] calldata proof
+    ) external pure returns (bool) {
+        return MerkleProof.verifyCalldata(proof, root, receiptLeaf(receiptDigest, index, fuelBefore));
     }
 }

@@ -30,7 +30,7 @@ __all__ = ["ChainClient", "ERROR_HINTS", "check_deployed", "connect_web3"]
 logger = logging.getLogger("cloudless.chain")
 
 # Contracts whose custom errors the client decodes.
-_ERROR_SOURCES = ("Market", "DealManager", "FLT", "TestUSDC", "Faucet")
+_ERROR_SOURCES = ("Market", "DealManager", "ChallengeManager", "FLT", "TestUSDC", "Faucet")
 
 # How to fix the most common reverts, shown after the decoded error.
 ERROR_HINTS: dict[str, str] = {

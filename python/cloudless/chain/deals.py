@@ -10,7 +10,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from cloudless.chain.client import ChainClient
-from cloudless.chain.types import Deal, DealParams, DealStatus, EpochProof, EpochProofEntry, SkipReason, Worker
+from cloudless.chain.types import Deal, DealParams, DealStatus, EpochProof, EpochProofEntry, ProofBatch, SkipReason, Worker
 from cloudless.formatting import format_count
 
 __all__ = ["ClaimResult", "DealClient", "MatchResult"]
@@ -162,6 +162,9 @@ class DealClient:
     def proof_window_epochs(self) -> int:
         return int(self._view("proofWindowEpochs"))  # type: ignore[call-overload]
 
+    def challenge_window_epochs(self) -> int:
+        return int(self._view("challengeWindowEpochs"))  # type: ignore[call-overload]
+
     def deal_count(self) -> int:
         return int(self._view("dealCount"))  # type: ignore[call-overload]
 
@@ -209,6 +212,30 @@ class DealClient:
                 if (entry.worker_id, entry.epoch) == (worker_id, epoch):
                     return entry
         return None
+
+    def proof_batch(self, worker_id: int, epoch: int) -> ProofBatch | None:
+        """Return the recorded batch that proves a worker epoch, and the entry's position in it, or None.
+
+        A challenge must send the whole batch, because the contract keeps only its hash.
+        """
+        event = self.contract.events.EpochProofsSubmitted
+        found: ProofBatch | None = None
+        for log in self.client.get_logs(event, self.client.deployment.start_block):
+            entries = tuple(
+                EpochProofEntry(
+                    worker_id=int(raw["workerId"]),
+                    epoch=int(raw["epoch"]),
+                    receipts_root=bytes(raw["receiptsRoot"]),
+                    calls=int(raw["calls"]),
+                    usage=int(raw["usage"]),
+                )
+                for raw in log.args.entries
+            )
+            for index, entry in enumerate(entries):
+                if (entry.worker_id, entry.epoch) == (worker_id, epoch):
+                    # A forfeited epoch may be proven again inside its window; the last batch counts.
+                    found = ProofBatch(entries=entries, index=index, block=int(log.blockNumber))
+        return found
 
     def funded_until_epoch(self, deal_id: int) -> int:
         """Return the first epoch the deal's balance cannot pay at its current rate."""

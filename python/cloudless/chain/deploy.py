@@ -1,4 +1,4 @@
-"""Deploy FLT, the test USDC, Market, DealManager and the test token Faucet, and wire them together."""
+"""Deploy FLT, the test USDC, Market, DealManager, ChallengeManager and the test token Faucet, and wire them together."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from cloudless.chain.artifacts import load_artifact
 from cloudless.chain.client import ChainClient
 from cloudless.chain.deployment import ContractRecord, Deployment, EpochSettings, deployment_path
 
-__all__ = ["DeploySettings", "deploy_all", "deploy_and_record"]
+__all__ = ["DeploySettings", "challenge_parameters", "deploy_all", "deploy_and_record"]
 
 logger = logging.getLogger("cloudless.chain")
 
@@ -22,7 +22,14 @@ class DeploySettings:
 
     epoch_duration: int = 60  # seconds
     proof_window_epochs: int = 2
+    challenge_window_epochs: int = 1  # after the proof window; claims wait for it
     min_deposited_epochs: int = 2
+    challenge_bond: int = 10 * 10**18  # FLT wei a challenger puts up
+    slash_amount: int = 100 * 10**18  # FLT wei taken per upheld challenge or fraud proof
+    missed_proof_slash_amount: int = 10 * 10**18  # FLT wei taken per unproven funded epoch
+    # Seconds a peer has to answer a challenge. None: half the challenge window,
+    # so a challenge opened in its first half is answered before claims open.
+    answer_period: int | None = None
     collateral_per_cu: int = 10 * 10**18  # FLT wei of stake per offered CU
     unbonding_period: int = 3600  # seconds
     genesis: int = 0  # unix seconds; 0 = the DealManager's deployment block
@@ -57,6 +64,7 @@ def deploy_all(client: ChainClient, settings: DeploySettings, *, rpc_url: str) -
         settings.genesis,
         settings.epoch_duration,
         settings.proof_window_epochs,
+        settings.challenge_window_epochs,
         settings.min_deposited_epochs,
         owner,
     )
@@ -68,6 +76,20 @@ def deploy_all(client: ChainClient, settings: DeploySettings, *, rpc_url: str) -
     client.transact(market_contract.functions.setDealManager(deal_manager.address))
     deals_contract = client.contract("DealManager", deal_manager.address)
     client.transact(deals_contract.functions.setPaymentToken(usdc.address, True))
+
+    challenges = _deploy(
+        client,
+        "ChallengeManager",
+        deal_manager.address,
+        market.address,
+        receipts.address,
+        flt.address,
+        owner,
+        challenge_parameters(settings),
+    )
+    # The challenge manager forfeits epochs in the DealManager and slashes in the Market.
+    client.transact(deals_contract.functions.setChallengeManager(challenges.address))
+    client.transact(market_contract.functions.setSlasher(challenges.address, True))
 
     faucet = _deploy_faucet(client, settings, flt_address=flt.address, usdc_address=usdc.address)
 
@@ -82,6 +104,7 @@ def deploy_all(client: ChainClient, settings: DeploySettings, *, rpc_url: str) -
             "Market": market,
             "DealManager": deal_manager,
             "ExecutionReceipts": receipts,
+            "ChallengeManager": challenges,
             "Faucet": faucet,
         },
         epoch=EpochSettings(
@@ -89,10 +112,18 @@ def deploy_all(client: ChainClient, settings: DeploySettings, *, rpc_url: str) -
             duration=settings.epoch_duration,
             proof_window_epochs=settings.proof_window_epochs,
             min_deposited_epochs=settings.min_deposited_epochs,
+            challenge_window_epochs=settings.challenge_window_epochs,
         ),
         collateral_per_cu=settings.collateral_per_cu,
         unbonding_period=settings.unbonding_period,
     )
+
+
+def challenge_parameters(settings: DeploySettings) -> tuple[int, int, int, int]:
+    """The ChallengeManager's `Parameters` tuple: bond, slash amounts and answer period."""
+    window = settings.challenge_window_epochs * settings.epoch_duration
+    answer_period = settings.answer_period if settings.answer_period is not None else max(window // 2, 1)
+    return (settings.challenge_bond, settings.slash_amount, settings.missed_proof_slash_amount, answer_period)
 
 
 def _deploy_faucet(client: ChainClient, settings: DeploySettings, *, flt_address: str, usdc_address: str) -> ContractRecord:

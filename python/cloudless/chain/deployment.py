@@ -30,6 +30,9 @@ class EpochSettings(BaseModel):
     duration: int  # seconds per epoch
     proof_window_epochs: int
     min_deposited_epochs: int
+    # Epochs after the proof window in which proofs may be challenged; claims
+    # wait for them. Records written before challenges existed load as 0.
+    challenge_window_epochs: int = 0
 
 
 class Deployment(BaseModel):

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TypeVar
 
+from cloudless.chain.challenges import ChallengeClient
 from cloudless.chain.client import ChainClient, check_deployed, connect_web3
 from cloudless.chain.deals import DealClient
 from cloudless.chain.deployment import Deployment, load_deployment
@@ -46,6 +47,11 @@ class Session:
     @cached_property
     def deals(self) -> DealClient:
         return DealClient(self.client)
+
+    @cached_property
+    def challenges(self) -> ChallengeClient:
+        """The ChallengeManager; raises ConfigError for a deployment recorded before it existed."""
+        return ChallengeClient(self.client)
 
     @cached_property
     def usdc(self) -> TokenClient:

@@ -18,6 +18,7 @@ __all__ = [
     "OfferTerms",
     "Peer",
     "PeerSpec",
+    "ProofBatch",
     "Provider",
     "SkipReason",
     "Worker",
@@ -331,3 +332,19 @@ class EpochProofEntry:
 
     def as_tuple(self) -> tuple[int, int, bytes, int, int]:
         return (self.worker_id, self.epoch, self.receipts_root, self.calls, self.usage)
+
+
+@dataclass(frozen=True)
+class ProofBatch:
+    """A recorded proof batch and the position of one entry in it: what a challenge names."""
+
+    entries: tuple[EpochProofEntry, ...]
+    index: int
+    block: int
+
+    @property
+    def entry(self) -> EpochProofEntry:
+        return self.entries[self.index]
+
+    def as_tuples(self) -> list[tuple[int, int, bytes, int, int]]:
+        return [entry.as_tuple() for entry in self.entries]

@@ -15,7 +15,7 @@ from cloudless.receipts.eip712 import (
     verify_receipt,
     verify_request,
 )
-from cloudless.receipts.merkle import EMPTY_ROOT, ReceiptMerkleTree, leaf_hash, verify_proof
+from cloudless.receipts.merkle import EMPTY_ROOT, NO_OPENING, LeafOpening, ReceiptMerkleTree, leaf_hash, verify_proof
 from cloudless.receipts.models import SignedCallRequest, SignedReceipt
 from cloudless.receipts.store import EpochSummary, ReceiptStore
 
@@ -24,6 +24,8 @@ __all__ = [
     "CallRequest",
     "Domain",
     "EpochSummary",
+    "LeafOpening",
+    "NO_OPENING",
     "Receipt",
     "ReceiptMerkleTree",
     "ReceiptStore",

@@ -451,7 +451,7 @@ class ReceiptStore:
     def tree(self, worker_id: int, epoch: int) -> ReceiptMerkleTree:
         """Build the Merkle tree of the worker's receipts of `epoch`, leaves in sequence order."""
         receipts = self.receipts(worker_id, epoch)
-        return ReceiptMerkleTree(receipt.digest(self._domain) for receipt in receipts)
+        return ReceiptMerkleTree((receipt.digest(self._domain), receipt.fuel_used) for receipt in receipts)
 
     def root(self, worker_id: int, epoch: int) -> bytes:
         """Return the Merkle root of the worker's receipts of `epoch`, `EMPTY_ROOT` when none."""
@@ -459,10 +459,5 @@ class ReceiptStore:
 
     def summary(self, worker_id: int, epoch: int) -> EpochSummary:
         """Return the Merkle root, receipt count and total fuel of the worker's `epoch`."""
-        receipts = self.receipts(worker_id, epoch)
-        tree = ReceiptMerkleTree(receipt.digest(self._domain) for receipt in receipts)
-        return EpochSummary(
-            root=tree.root,
-            calls=len(receipts),
-            fuel_total=sum(receipt.fuel_used for receipt in receipts),
-        )
+        tree = self.tree(worker_id, epoch)
+        return EpochSummary(root=tree.root, calls=len(tree), fuel_total=tree.total_fuel)
