@@ -33,8 +33,9 @@ clean:
 lint: setup
 	@bash tools/lint.sh
 
-# A long run of the contract state machine (the short one is part of `make test`):
-# FUZZ_EXAMPLES random histories of FUZZ_STEPS steps, all invariants after each step.
+# A long run of the contract state machines of deals and of challenges (short
+# runs are part of `make test`): FUZZ_EXAMPLES random histories of FUZZ_STEPS
+# steps each, all invariants after each step.
 FUZZ_EXAMPLES ?= 200
 FUZZ_STEPS ?= 50
 .PHONY: fuzz
@@ -54,3 +55,12 @@ gas: setup
 .PHONY: bench-runtime
 bench-runtime: setup
 	@python bench/runtime_bench.py
+
+# Receipts signed and verified per second on one core (the fast path against
+# eth_account), gas of epoch proofs, challenges, answers and fraud proofs on an
+# anvil that the benchmark starts on 127.0.0.1, and the latency that
+# replication k = 2 and 3 adds to a call through the gateway and three nodes.
+# The last line is `receipts verified per second: N`. See docs/benchmarks.md.
+.PHONY: bench-proofs
+bench-proofs: setup
+	@python bench/proofs_bench.py

@@ -164,7 +164,12 @@ def proof_entry(worker_id: int, epoch: int) -> EpochProofEntry:
 @contextmanager
 def gas_market() -> Iterator[GasMarket]:
     """Start anvil, deploy, register the providers and fund the developer, and stop anvil on exit."""
-    settings = DeploySettings(epoch_duration=EPOCH_SECONDS, proof_window_epochs=PROOF_WINDOW_EPOCHS)
+    # No challenge window: the lifecycle has no challenges, a claim costs the
+    # same either way, and the scenarios then wait only for the proof window.
+    # `make bench-proofs` measures the challenge transactions.
+    settings = DeploySettings(
+        epoch_duration=EPOCH_SECONDS, proof_window_epochs=PROOF_WINDOW_EPOCHS, challenge_window_epochs=0
+    )
     with local_chain(settings) as chain:
         market = GasMarket(
             chain=chain,

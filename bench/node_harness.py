@@ -27,6 +27,7 @@ from cloudless.chain.keys import anvil_account_key
 from cloudless.chain.types import OPEN_ENDED_EPOCH, AccessMode, BillingMode, Deal, DealStatus, Worker
 from cloudless.cid import cid_to_bytes, compute_cid
 from cloudless.node.api import create_node_app
+from cloudless.node.callers import CallerPolicy
 from cloudless.node.calls import CallService, ReplayGuard
 from cloudless.node.http_server import ServerThread
 from cloudless.node.models import NodeHealth
@@ -118,7 +119,14 @@ class LocalNode:
     Use `local_node` to start and stop one.
     """
 
-    def __init__(self, data_dir: Path, packages: list[bytes], *, max_concurrent_calls: int) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        packages: list[bytes],
+        *,
+        max_concurrent_calls: int,
+        callers: CallerPolicy | None = None,
+    ) -> None:
         signer = Account.from_key(SIGNER_KEY).address
         self.runtime = WasmRuntime(data_dir / "compiled")
         self.store = ReceiptStore(data_dir / "receipts", DOMAIN)
@@ -141,6 +149,7 @@ class LocalNode:
             signer_keys={signer: SIGNER_KEY},
             replay=ReplayGuard(),
             deal_data_root=data_dir / "deal-data",
+            callers=callers,
         )
         app = create_node_app(calls, self._health, max_concurrent_calls=max_concurrent_calls)
         self.admission = app.state.admission
@@ -179,9 +188,14 @@ class LocalNode:
 
 
 @contextmanager
-def local_node(data_dir: Path, packages: list[bytes], *, max_concurrent_calls: int) -> Iterator[LocalNode]:
-    """Start a LocalNode on a free 127.0.0.1 port and stop it on exit."""
-    node = LocalNode(data_dir, packages, max_concurrent_calls=max_concurrent_calls)
+def local_node(
+    data_dir: Path, packages: list[bytes], *, max_concurrent_calls: int, callers: CallerPolicy | None = None
+) -> Iterator[LocalNode]:
+    """Start a LocalNode on a free 127.0.0.1 port and stop it on exit.
+
+    `callers` decides which request signers each deal accepts; by default every signer.
+    """
+    node = LocalNode(data_dir, packages, max_concurrent_calls=max_concurrent_calls, callers=callers)
     try:
         node.server.start()
         yield node

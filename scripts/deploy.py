@@ -16,12 +16,13 @@ from cloudless.exceptions import CloudlessError
 @click.command(cls=ConnectedProviderCommand)
 @click.option("--epoch-duration", type=click.IntRange(1), default=60, show_default=True, help="Seconds per epoch.")
 @click.option("--proof-window", type=click.IntRange(1), default=2, show_default=True, help="Epochs after an epoch ends during which its proof is accepted.")
+@click.option("--challenge-window", type=click.IntRange(0), default=1, show_default=True, help="Epochs after the proof window during which anyone may challenge a proof; claims wait for them. 0 turns challenges off.")
 @click.option("--min-deposited-epochs", type=click.IntRange(1), default=2, show_default=True, help="Epochs at the price cap a deal must keep in escrow.")
 @click.option("--collateral-per-cu", type=click.IntRange(0), default=10, show_default=True, help="FLT of stake per offered compute unit.")
 @click.option("--unbonding-period", type=click.IntRange(0), default=3600, show_default=True, help="Seconds between an unstake request and the withdrawal.")
 @click.option("--deployer-index", type=click.IntRange(0, 999), default=0, show_default=True, help="Local test account that deploys (ignored when CLOUDLESS_PRIVATE_KEY is set).")
-def cli(epoch_duration, proof_window, min_deposited_epochs, collateral_per_cu, unbonding_period, deployer_index):
-    """Deploy FLT, test USDC, Market and DealManager."""
+def cli(epoch_duration, proof_window, challenge_window, min_deposited_epochs, collateral_per_cu, unbonding_period, deployer_index):
+    """Deploy FLT, test USDC, Market, DealManager and ChallengeManager."""
     rpc_url = chain.provider.uri
     if getattr(chain.provider, "process", None) is not None:
         # Ape found no node at the configured host and started its own anvil,
@@ -33,6 +34,7 @@ def cli(epoch_duration, proof_window, min_deposited_epochs, collateral_per_cu, u
     settings = DeploySettings(
         epoch_duration=epoch_duration,
         proof_window_epochs=proof_window,
+        challenge_window_epochs=challenge_window,
         min_deposited_epochs=min_deposited_epochs,
         collateral_per_cu=collateral_per_cu * 10**18,
         unbonding_period=unbonding_period,

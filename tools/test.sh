@@ -26,7 +26,8 @@ run_contracts() {
 }
 
 run_fuzz() {
-  APE_FOUNDRY_HOST="http://127.0.0.1:$(free_port)" ape test tests/contracts/test_deal_state_machine.py -q \
+  APE_FOUNDRY_HOST="http://127.0.0.1:$(free_port)" ape test \
+    tests/contracts/test_deal_state_machine.py tests/contracts/test_challenge_state_machine.py -q \
     --junitxml="$RESULTS/fuzz.xml"
 }
 

@@ -25,6 +25,8 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard, Ownable {
 
     /// @inheritdoc IChallengeManager
     uint8 public constant MAX_REPLICATION = 5;
+    /// @inheritdoc IChallengeManager
+    uint64 public constant CALLER_CHANGE_DELAY_EPOCHS = 2;
 
     /// @inheritdoc IChallengeManager
     address public immutable dealManager;
@@ -40,6 +42,19 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard, Ownable {
     uint256 public challengeCount;
     mapping(uint256 challengeId => Challenge) private _challenges;
     mapping(uint256 dealId => uint8) private _replication;
+    /// @inheritdoc IChallengeManager
+    mapping(uint256 dealId => uint64) public callersRestrictedFrom;
+    // First epoch in which a caller's requests no longer count: type(uint64).max
+    // while the caller is allowed, 0 if it never was.
+    mapping(uint256 dealId => mapping(address caller => uint64)) private _callerAllowedUntil;
+    /// @inheritdoc IChallengeManager
+    mapping(uint256 dealId => uint256) public allowedCallerCount;
+    // Epochs whose submitted proof this contract forfeited. The DealManager then
+    // shows them unproven, but they must not count as missed proofs.
+    mapping(uint256 workerId => mapping(uint64 epoch => bool)) private _forfeited;
+    // Epochs that a fraud proof forfeited. A later answer to a challenge of the
+    // same epoch pays the bond but does not restore the epoch.
+    mapping(uint256 workerId => mapping(uint64 epoch => bool)) private _fraudForfeited;
     /// @inheritdoc IChallengeManager
     mapping(bytes32 fraudKey => bool) public fraudSettled;
 
@@ -77,8 +92,7 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard, Ownable {
 
     /// @inheritdoc IChallengeManager
     function setReplication(uint256 dealId, uint8 replication) external {
-        address owner_ = IDealManager(dealManager).getDeal(dealId).owner;
-        if (msg.sender != owner_) revert ChallengeNotDealOwner(dealId, msg.sender);
+        _checkDealOwner(dealId);
         if (replication == 0 || replication > MAX_REPLICATION) {
             revert ChallengeReplicationOutOfRange(dealId, replication, MAX_REPLICATION);
         }
@@ -86,6 +100,28 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard, Ownable {
         _replication[dealId] = replication;
 
         emit ReplicationSet(dealId, replication);
+    }
+
+    /// @inheritdoc IChallengeManager
+    function setCallerAllowed(uint256 dealId, address caller, bool allowed) external {
+        _checkDealOwner(dealId);
+        if (caller == address(0)) revert ChallengeInvalidParameters("caller");
+        bool current = _callerAllowedUntil[dealId][caller] == type(uint64).max;
+        if (current == allowed) return;
+
+        // Receipts of the current and the next epoch may already exist or be in
+        // flight, so a change that narrows who counts applies after them.
+        uint64 effectiveEpoch = IDealManager(dealManager).currentEpoch() + CALLER_CHANGE_DELAY_EPOCHS;
+        if (allowed) {
+            _callerAllowedUntil[dealId][caller] = type(uint64).max;
+            allowedCallerCount[dealId] += 1;
+            if (callersRestrictedFrom[dealId] == 0) callersRestrictedFrom[dealId] = effectiveEpoch;
+        } else {
+            _callerAllowedUntil[dealId][caller] = effectiveEpoch;
+            allowedCallerCount[dealId] -= 1;
+        }
+
+        emit CallerAllowed(dealId, caller, allowed, effectiveEpoch);
     }
 
     // ------------------------------------------------------------ challenges
@@ -117,6 +153,10 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard, Ownable {
         SignedReceipt calldata signedReceipt
     ) external nonReentrant returns (uint256 challengeId) {
         IDealManager.EpochProofEntry calldata entry = _standingEntry(batch, entryIndex);
+        IExecutionReceipts.Receipt calldata named = signedReceipt.receipt;
+        if (named.workerId != entry.workerId || named.epoch != entry.epoch) {
+            revert ChallengeReceiptNotOfEntry(entry.workerId, entry.epoch, named.workerId, named.epoch);
+        }
 
         challengeId = ++challengeCount;
         Challenge storage challenge = _openChallenge(challengeId, entry, ChallengeKind.RECEIPT);
@@ -154,7 +194,9 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard, Ownable {
         challenge.status = ChallengeStatus.ANSWERED;
         emit ChallengeAnswered(challengeId, challenge.workerId, challenge.epoch, challenge.provider);
 
-        IDealManager(dealManager).setEpochProven(challenge.workerId, challenge.epoch, true);
+        if (!_fraudForfeited[challenge.workerId][challenge.epoch]) {
+            IDealManager(dealManager).setEpochProven(challenge.workerId, challenge.epoch, true);
+        }
         IERC20(flt).safeTransfer(challenge.provider, challenge.bond);
     }
 
@@ -206,6 +248,9 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard, Ownable {
         if (error_ != ECDSA.RecoverError.NoError || caller == address(0)) {
             revert FraudNotProven("request signature does not verify");
         }
+        if (!isCallerAllowedAt(request.dealId, caller, minority.receipt.epoch)) {
+            revert FraudNotProven("request signer is not an allowed caller");
+        }
         if (majority.length < 2 || majority.length > MAX_REPLICATION) {
             revert FraudNotProven("majority needs 2 to MAX_REPLICATION receipts");
         }
@@ -244,7 +289,9 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard, Ownable {
         if (epoch < worker.joinedEpoch || epoch >= inDealUntil) {
             revert MissedProofNotReportable(workerId, epoch, "worker was not in the deal");
         }
-        if (deals.getEpochProof(workerId, epoch).proven) revert MissedProofNotReportable(workerId, epoch, "proven");
+        if (deals.getEpochProof(workerId, epoch).proven || _forfeited[workerId][epoch]) {
+            revert MissedProofNotReportable(workerId, epoch, "proven");
+        }
         if (!_wasFunded(worker.dealId, deal, epoch)) {
             revert MissedProofNotReportable(workerId, epoch, "deal did not pay for the epoch");
         }
@@ -267,12 +314,28 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard, Ownable {
     }
 
     /// @inheritdoc IChallengeManager
+    function isCallerAllowed(uint256 dealId, address caller) external view returns (bool) {
+        return isCallerAllowedAt(dealId, caller, IDealManager(dealManager).currentEpoch());
+    }
+
+    /// @inheritdoc IChallengeManager
+    function isCallerAllowedAt(uint256 dealId, address caller, uint64 epoch) public view returns (bool) {
+        uint64 restrictedFrom = callersRestrictedFrom[dealId];
+        return restrictedFrom == 0 || epoch < restrictedFrom || epoch < _callerAllowedUntil[dealId][caller];
+    }
+
+    /// @inheritdoc IChallengeManager
     function replicationOf(uint256 dealId) external view returns (uint8) {
         uint8 replication = _replication[dealId];
         return replication == 0 ? 1 : replication;
     }
 
     // -------------------------------------------------------------- internal
+
+    function _checkDealOwner(uint256 dealId) private view {
+        address owner_ = IDealManager(dealManager).getDeal(dealId).owner;
+        if (msg.sender != owner_) revert ChallengeNotDealOwner(dealId, msg.sender);
+    }
 
     function _setParameters(Parameters memory parameters_) private {
         if (parameters_.challengeBond == 0) revert ChallengeInvalidParameters("challengeBond");
@@ -309,7 +372,9 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard, Ownable {
         entry = batch[entryIndex];
 
         (uint64 opensAt, uint64 claimsAt) = _challengeWindow(entry.epoch);
-        uint64 closesAt = claimsAt - _parameters.answerPeriod;
+        // One second before the last deadline that still lands before claims
+        // open, so that no answer shares its second with a claim.
+        uint64 closesAt = claimsAt - _parameters.answerPeriod - 1;
         if (block.timestamp < opensAt || block.timestamp > closesAt) {
             revert ChallengeOutsideWindow(entry.workerId, entry.epoch, opensAt, closesAt);
         }
@@ -366,6 +431,7 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard, Ownable {
     /// @dev The epoch counts as unproven while the challenge is open, so a claim
     /// never pays it before the answer. The bond is pulled last.
     function _forfeitAndPullBond(Challenge storage challenge) private {
+        _forfeited[challenge.workerId][challenge.epoch] = true;
         IDealManager(dealManager).setEpochProven(challenge.workerId, challenge.epoch, false);
         IERC20(flt).safeTransferFrom(msg.sender, address(this), challenge.bond);
     }
@@ -418,7 +484,12 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard, Ownable {
         if (receipt.epoch != challenge.epoch) return (false, Fault.WRONG_EPOCH);
         if (call.request.dealId != challenge.dealId) return (false, Fault.WRONG_DEAL);
         (address caller, ECDSA.RecoverError error_,) = ECDSA.tryRecover(receipt.requestHash, call.requestSignature);
-        if (error_ != ECDSA.RecoverError.NoError || caller == address(0)) return (false, Fault.BAD_CALLER_SIGNATURE);
+        if (
+            error_ != ECDSA.RecoverError.NoError || caller == address(0)
+                || !isCallerAllowedAt(challenge.dealId, caller, receipt.epoch)
+        ) {
+            return (false, Fault.BAD_CALLER_SIGNATURE);
+        }
         IDealManager deals = IDealManager(dealManager);
         uint256 epochStart = uint256(deals.genesis()) + uint256(receipt.epoch) * deals.epochDuration();
         if (call.request.deadline < epochStart) return (false, Fault.EXPIRED_REQUEST);
@@ -470,13 +541,15 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard, Ownable {
         emit FraudProven(fraudKey, provider, workerId, epoch, msg.sender, fault, slashed);
     }
 
-    /// @dev Forfeits a proven epoch once its proof window has closed. Inside the
-    /// window the peer could prove the epoch again, so it is left alone there;
-    /// the slash still applies.
+    /// @dev Forfeits an epoch once its proof window has closed, also for good
+    /// when a challenge of it is open. Inside the window the peer could prove
+    /// the epoch again, so it is left alone there; the slash still applies.
     function _forfeit(uint256 workerId, uint64 epoch) private {
         IDealManager deals = IDealManager(dealManager);
         if (deals.currentEpoch() <= uint256(epoch) + deals.proofWindowEpochs()) return;
+        _fraudForfeited[workerId][epoch] = true;
         if (!deals.getEpochProof(workerId, epoch).proven) return;
+        _forfeited[workerId][epoch] = true;
         deals.setEpochProven(workerId, epoch, false);
     }
 

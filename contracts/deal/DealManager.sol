@@ -314,6 +314,12 @@ contract DealManager is IDealManager, DealViews, ReentrancyGuard, Ownable {
         }
         DealRecord storage deal = _deals[worker.dealId];
         _checkProofEpoch(entry.workerId, worker, deal, entry.epoch, nowEpoch);
+        // An epoch without calls proves liveness only: empty root and no usage.
+        // Calls need a root, or no challenge could open one of them.
+        bool noCalls = entry.calls == 0;
+        if (noCalls != (entry.receiptsRoot == bytes32(0)) || (noCalls && entry.usage != 0)) {
+            revert DealInvalidProofEntry(entry.workerId, entry.epoch);
+        }
 
         _provenBits[entry.workerId][entry.epoch >> 8] |= 1 << (entry.epoch & 255);
         if (deal.billingMode == BillingMode.USAGE) {

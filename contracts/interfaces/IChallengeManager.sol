@@ -108,6 +108,7 @@ interface IChallengeManager {
     error ChallengeOutsideWindow(uint256 workerId, uint64 epoch, uint64 opensAt, uint64 closesAt);
     error ChallengeNothingToSample(uint256 workerId, uint64 epoch);
     error ChallengeReceiptNotFromWorker(uint256 workerId, uint64 epoch, address signer, address expectedSigner);
+    error ChallengeReceiptNotOfEntry(uint256 workerId, uint64 epoch, uint256 receiptWorkerId, uint64 receiptEpoch);
     error ChallengeNotOpen(uint256 challengeId, ChallengeStatus status);
     error ChallengeDeadlinePassed(uint256 challengeId, uint64 deadline);
     error ChallengeDeadlineNotReached(uint256 challengeId, uint64 deadline);
@@ -124,6 +125,8 @@ interface IChallengeManager {
 
     event ParametersSet(uint128 challengeBond, uint128 slashAmount, uint128 missedProofSlashAmount, uint64 answerPeriod);
     event ReplicationSet(uint256 indexed dealId, uint8 replication);
+    /// @notice A change of the deal's allowed callers, applied to receipts of `effectiveEpoch` on.
+    event CallerAllowed(uint256 indexed dealId, address indexed caller, bool allowed, uint64 effectiveEpoch);
     event ChallengeOpened(
         uint256 indexed challengeId,
         uint256 indexed workerId,
@@ -162,6 +165,19 @@ interface IChallengeManager {
     /// @dev Only the deal's owner; 1 to {MAX_REPLICATION}. Emits {ReplicationSet}.
     function setReplication(uint256 dealId, uint8 replication) external;
 
+    /// @notice Adds `caller` to, or removes it from, the keys whose signed
+    /// requests count for the deal. A deal without allowed callers counts a
+    /// request signed by any key. Once restricted, a receipt whose request
+    /// another key signed upholds a challenge with {Fault.BAD_CALLER_SIGNATURE},
+    /// so provider nodes reject such calls. The first caller restricts the deal,
+    /// and a removal applies, only from {CALLER_CHANGE_DELAY_EPOCHS} epochs after
+    /// the current one, so that no receipt signed under the old rules turns bad.
+    /// Further callers count at once. A deal stays restricted even when its
+    /// last caller is removed.
+    /// @dev Only the deal's owner. Setting the current value changes nothing.
+    /// Emits {CallerAllowed}.
+    function setCallerAllowed(uint256 dealId, address caller, bool allowed) external;
+
     // ------------------------------------------------------------ challenges
 
     /// @notice Challenges one entry of a recorded proof batch; the contract picks
@@ -175,7 +191,10 @@ interface IChallengeManager {
 
     /// @notice Challenges a proof to contain a receipt that the worker's peer
     /// signed for that epoch. Pulls {Parameters.challengeBond} FLT.
-    /// @dev Emits {ChallengeOpened} and {IDealManager.EpochProofStatusChanged}.
+    /// @dev The receipt must name the entry's worker and epoch, because a proof
+    /// need not contain the receipts of other epochs or workers. Reverts with
+    /// {ChallengeReceiptNotOfEntry} or {ChallengeReceiptNotFromWorker}.
+    /// Emits {ChallengeOpened} and {IDealManager.EpochProofStatusChanged}.
     function challengeReceipt(
         IDealManager.EpochProofEntry[] calldata batch,
         uint256 entryIndex,
@@ -220,7 +239,9 @@ interface IChallengeManager {
 
     /// @notice Slashes a provider whose worker did not prove a funded epoch
     /// within the proof window. Callable during the epoch's challenge window.
-    /// @dev Anyone may call, once per worker and epoch. Emits {FraudProven}.
+    /// @dev Anyone may call, once per worker and epoch. An epoch that this
+    /// contract forfeited (under a challenge or after a fraud proof) was proven,
+    /// so it is not reportable. Emits {FraudProven}.
     function reportMissedProof(uint256 workerId, uint64 epoch) external;
 
     // ------------------------------------------------------------------ views
@@ -233,6 +254,17 @@ interface IChallengeManager {
     function parameters() external view returns (Parameters memory);
     function challengeCount() external view returns (uint256);
     function getChallenge(uint256 challengeId) external view returns (Challenge memory);
+    /// @notice Whether requests that `caller` signs count for the deal in the current epoch.
+    function isCallerAllowed(uint256 dealId, address caller) external view returns (bool);
+    /// @notice Whether requests that `caller` signs count in receipts of `epoch`:
+    /// true for every key before the deal is restricted.
+    function isCallerAllowedAt(uint256 dealId, address caller, uint64 epoch) external view returns (bool);
+    /// @notice First epoch in which only allowed callers count for the deal; 0 while any key counts.
+    function callersRestrictedFrom(uint256 dealId) external view returns (uint64);
+    /// @notice Epochs after the current one at which a restriction or removal of callers applies.
+    function CALLER_CHANGE_DELAY_EPOCHS() external view returns (uint64);
+    /// @notice Number of keys the deal's owner allowed to sign requests; 0 = any key.
+    function allowedCallerCount(uint256 dealId) external view returns (uint256);
     /// @notice Calls of the deal run on this many workers; 1 unless the owner asked for more.
     function replicationOf(uint256 dealId) external view returns (uint8);
     /// @notice Whether a fraud proof or missed-proof report with this key was already counted.

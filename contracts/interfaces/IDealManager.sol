@@ -170,6 +170,7 @@ interface IDealManager {
     error DealMixedPaymentTokens(address token, address otherToken);
     error DealEmptyProofBatch();
     error DealNotChallengeManager(address caller);
+    error DealInvalidProofEntry(uint256 workerId, uint64 epoch);
 
     // ----------------------------------------------------------------- events
 
@@ -268,9 +269,11 @@ interface IDealManager {
     /// epochs whose peer signer is the caller.
     /// @dev For each entry: only the worker's peer signer, after `epoch` ended and
     /// while `currentEpoch <= epoch + proofWindowEpochs`, for an epoch the worker
-    /// was in, once. Reverts with {DealEmptyProofBatch}, {DealWorkerNotFound},
-    /// {DealNotPeerSigner}, {DealEpochNotInWorker}, {DealEpochNotEnded},
-    /// {DealProofWindowClosed} or {DealProofAlreadySubmitted}; a revert records
+    /// was in, once. An entry with 0 calls must have an empty root and 0 usage,
+    /// and an entry with calls a non-empty root. Reverts with
+    /// {DealEmptyProofBatch}, {DealWorkerNotFound}, {DealNotPeerSigner},
+    /// {DealEpochNotInWorker}, {DealEpochNotEnded}, {DealProofWindowClosed},
+    /// {DealProofAlreadySubmitted} or {DealInvalidProofEntry}; a revert records
     /// nothing. Emits {EpochProofsSubmitted} with the batch hash,
     /// `keccak256(abi.encode(entries))`, that a later challenge can check.
     function submitEpochProofs(EpochProofEntry[] calldata entries) external;

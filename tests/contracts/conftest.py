@@ -2,13 +2,26 @@
 
 The contracts are deployed once per session. Ape's pytest plugin snapshots the
 chain around every test function, so each test starts from the deployed state.
+
+`deal_manager` has no challenge window. The `challenge_*` fixtures are a second
+Market, DealManager and ChallengeManager with one, wired as
+`cloudless.chain.deploy.deploy_all` wires them. A second Market is needed
+because a Market accepts its DealManager only once.
 """
 
 import pytest
 from ape_test.accounts import TestAccountContainer
 
+from cloudless.receipts.eip712 import Domain
+
+from challenge_helpers import ChallengeEnv
 from contract_helpers import (
+    ANSWER_PERIOD,
+    CHALLENGE_BOND,
+    CHALLENGE_WINDOW_EPOCHS,
     COLLATERAL_PER_CU,
+    MISSED_PROOF_SLASH_AMOUNT,
+    SLASH_AMOUNT,
     EPOCH_SECONDS,
     FLT,
     MIN_DEPOSITED_EPOCHS,
@@ -109,8 +122,9 @@ def market(project, admin, flt, providers):
 
 @pytest.fixture(scope="session")
 def deal_manager(project, admin, market, usdc, other_token, developer, stranger):
+    # No challenge window, so an epoch is claimable as soon as its proof window closes.
     deployed = project.DealManager.deploy(
-        market, 0, EPOCH_SECONDS, PROOF_WINDOW_EPOCHS, MIN_DEPOSITED_EPOCHS, admin, sender=admin
+        market, 0, EPOCH_SECONDS, PROOF_WINDOW_EPOCHS, 0, MIN_DEPOSITED_EPOCHS, admin, sender=admin
     )
     market.setDealManager(deployed, sender=admin)
     deployed.setPaymentToken(usdc, True, sender=admin)
@@ -135,3 +149,104 @@ def clock(chain, deal_manager):
 @pytest.fixture
 def build(market, deal_manager, usdc, developer, signers):
     return Builder(market=market, deal_manager=deal_manager, usdc=usdc, developer=developer, signers=signers)
+
+
+# ------------------------------------------------------------------ challenges
+
+
+@pytest.fixture(scope="session")
+def receipt_domain(execution_receipts, chain):
+    """EIP-712 domain of requests and receipts: the ExecutionReceipts contract is the verifying contract."""
+    return Domain(chain_id=chain.chain_id, verifying_contract=execution_receipts.address)
+
+
+@pytest.fixture(scope="session")
+def challenge_market(project, admin, flt, providers):
+    deployed = project.Market.deploy(flt, COLLATERAL_PER_CU, UNBONDING_SECONDS, admin, sender=admin)
+    for index, account in enumerate(providers):
+        flt.approve(deployed, 2**256 - 1, sender=account)
+        deployed.registerProvider(f"provider-{index}", sender=account)
+        deployed.stake(10_000 * FLT, sender=account)
+    return deployed
+
+
+@pytest.fixture(scope="session")
+def challenge_deal_manager(project, admin, challenge_market, usdc, developer, stranger):
+    deployed = project.DealManager.deploy(
+        challenge_market,
+        0,
+        EPOCH_SECONDS,
+        PROOF_WINDOW_EPOCHS,
+        CHALLENGE_WINDOW_EPOCHS,
+        MIN_DEPOSITED_EPOCHS,
+        admin,
+        sender=admin,
+    )
+    challenge_market.setDealManager(deployed, sender=admin)
+    deployed.setPaymentToken(usdc, True, sender=admin)
+    for account in (developer, stranger):
+        usdc.approve(deployed, 2**256 - 1, sender=account)
+    return deployed
+
+
+@pytest.fixture(scope="session")
+def challenge_manager(
+    project, admin, challenge_deal_manager, challenge_market, execution_receipts, flt, developer, stranger
+):
+    """The ChallengeManager of `challenge_deal_manager`, with FLT for the stranger and the developer.
+
+    The stranger is the challenger and approved the bonds. The developer approved nothing.
+    """
+    parameters = (CHALLENGE_BOND, SLASH_AMOUNT, MISSED_PROOF_SLASH_AMOUNT, ANSWER_PERIOD)
+    deployed = project.ChallengeManager.deploy(
+        challenge_deal_manager, challenge_market, execution_receipts, flt, admin, parameters, sender=admin
+    )
+    challenge_deal_manager.setChallengeManager(deployed, sender=admin)
+    challenge_market.setSlasher(deployed, True, sender=admin)
+    for account in (stranger, developer):
+        flt.mint(account, 10_000 * FLT, sender=admin)
+    flt.approve(deployed, 2**256 - 1, sender=stranger)
+    return deployed
+
+
+@pytest.fixture(scope="session")
+def challenge_clock(chain, challenge_deal_manager):
+    return Clock(chain=chain, genesis=challenge_deal_manager.genesis())
+
+
+@pytest.fixture
+def challenge_env(
+    chain,
+    challenge_clock,
+    challenge_market,
+    challenge_deal_manager,
+    challenge_manager,
+    execution_receipts,
+    receipt_domain,
+    flt,
+    usdc,
+    admin,
+    developer,
+    stranger,
+    providers,
+    signers,
+):
+    build = Builder(
+        market=challenge_market, deal_manager=challenge_deal_manager, usdc=usdc, developer=developer, signers=signers
+    )
+    return ChallengeEnv(
+        chain=chain,
+        clock=challenge_clock,
+        build=build,
+        market=challenge_market,
+        deal_manager=challenge_deal_manager,
+        challenge_manager=challenge_manager,
+        receipts=execution_receipts,
+        domain=receipt_domain,
+        flt=flt,
+        admin=admin,
+        developer=developer,
+        challenger=stranger,
+        providers=providers,
+        signers=signers,
+    )

@@ -2,6 +2,7 @@
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
@@ -16,6 +17,16 @@ ten-minute epochs keep a test's transactions inside the epoch it moved to.
 """
 PROOF_WINDOW_EPOCHS = 2
 MIN_DEPOSITED_EPOCHS = 2
+
+# The DealManager and ChallengeManager of the challenge tests. Epoch e is proven
+# in epochs e+1 and e+2, challenged in e+3 and e+4, and claimed from e+5 on.
+CHALLENGE_WINDOW_EPOCHS = 2
+CHALLENGE_BOND = 10 * 10**18  # FLT wei
+SLASH_AMOUNT = 100 * 10**18  # FLT wei per upheld challenge or fraud proof
+MISSED_PROOF_SLASH_AMOUNT = 10 * 10**18  # FLT wei per unproven funded epoch
+ANSWER_PERIOD = 300
+"""Seconds a peer has to answer. Half an epoch, so a challenge opened one second
+into an epoch is due, and can be resolved, in that same epoch."""
 COLLATERAL_PER_CU = 10**18
 UNBONDING_SECONDS = 3_600
 
@@ -193,3 +204,57 @@ def isolated(chain):
         yield
     finally:
         chain.restore(snapshot)
+
+
+class RawRpc:
+    """Batched view reads and revert checks over raw JSON-RPC.
+
+    The invariants run after every step, so one HTTP round trip per step
+    instead of one per view keeps the state machine fast.
+    """
+
+    def __init__(self, web3):
+        self.web3 = web3
+        self.pending = []
+
+    def add(self, contract, method_name, *arguments) -> None:
+        [abi] = [method for method in contract.contract_type.view_methods if method.name == method_name]
+        input_types = [item.canonical_type for item in abi.inputs]
+        selector = keccak(abi.selector.encode())[:4]
+        calldata = selector + self.web3.codec.encode(input_types, arguments)
+        request = {"to": contract.address, "data": "0x" + calldata.hex()}
+        self.pending.append((request, abi.outputs[0]))
+
+    def assert_reverts(self, handler, arguments, sender, error, **inputs) -> None:
+        """Check with eth_call that the transaction would revert with the custom `error`.
+
+        A reverted transaction changes no contract state, so a call shows the
+        same outcome as sending it, without ape's trace work on every revert.
+        With `inputs`, the error's arguments must equal them too.
+        """
+        calldata = bytes(handler.encode_input(*arguments))
+        request = {"from": sender.address, "to": handler.contract.address, "data": "0x" + calldata.hex()}
+        response = self.web3.provider.make_request("eth_call", [request, "latest"])
+        assert "error" in response, f"expected {error.abi.name}, but the call succeeded"
+        revert_data = response["error"].get("data") or ""
+        expected = "0x" + keccak(error.abi.selector.encode())[:4].hex()
+        if inputs:
+            names = [item.name for item in error.abi.inputs]
+            types = [item.canonical_type for item in error.abi.inputs]
+            expected += abi_encode(types, [inputs[name] for name in names]).hex()
+            assert revert_data == expected, f"expected {error.abi.name}{inputs}, got revert data {revert_data}"
+        assert revert_data[:10] == expected[:10], f"expected {error.abi.name}, got revert data {revert_data}"
+
+    def execute(self) -> list:
+        """Send the queued calls and return their decoded outputs in order. Struct outputs become namespaces."""
+        requests = [("eth_call", [request, "latest"]) for request, _ in self.pending]
+        responses = self.web3.provider.make_batch_request(requests)
+        results = []
+        for (_, output), response in zip(self.pending, responses, strict=True):
+            raw = bytes.fromhex(response["result"][2:])
+            [value] = self.web3.codec.decode([output.canonical_type], raw)
+            if output.components:
+                value = SimpleNamespace(**dict(zip([c.name for c in output.components], value, strict=True)))
+            results.append(value)
+        self.pending = []
+        return results

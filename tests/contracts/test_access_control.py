@@ -14,10 +14,22 @@ from dataclasses import dataclass
 
 import pytest
 
-from contract_helpers import COLLATERAL_PER_CU, FLT, PRICE, PROOF_WINDOW_EPOCHS, REGION, UNBONDING_SECONDS, USDC
+from contract_helpers import (
+    ANSWER_PERIOD,
+    CHALLENGE_BOND,
+    COLLATERAL_PER_CU,
+    FLT,
+    MISSED_PROOF_SLASH_AMOUNT,
+    PRICE,
+    PROOF_WINDOW_EPOCHS,
+    REGION,
+    SLASH_AMOUNT,
+    UNBONDING_SECONDS,
+    USDC,
+)
 from revert_checks import reverts_with
 
-CONTRACT_NAMES = ("Market", "DealManager", "FLT", "TestUSDC", "Faucet", "ExecutionReceipts")
+CONTRACT_NAMES = ("Market", "DealManager", "ChallengeManager", "FLT", "TestUSDC", "Faucet", "ExecutionReceipts")
 MUTATING = ("nonpayable", "payable")
 
 ROOT = b"\x22" * 32
@@ -35,6 +47,16 @@ OPEN_BY_DESIGN = {
     ("DealManager", "deposit"): "anyone may top a deal up, as IDealManager.deposit documents",
     ("DealManager", "matchDeal"): "anyone may place workers, because each candidate is re-checked on chain",
     ("DealManager", "withdrawEarnings"): "pays out only the caller's own claimed earnings",
+    ("ChallengeManager", "challengeSample"): "anyone may challenge a recorded proof, paying a bond that an answer loses",
+    ("ChallengeManager", "challengeReceipt"): (
+        "anyone may challenge with a receipt that the worker's peer signed, paying a bond that an answer loses"
+    ),
+    ("ChallengeManager", "resolveUnanswered"): "only upholds a challenge whose deadline passed without an answer",
+    ("ChallengeManager", "proveEquivocation"): "slashes only on two receipts signed by the worker's peer signer",
+    ("ChallengeManager", "proveDisagreement"): (
+        "slashes only on a caller-signed request and receipts signed by the peers of the deal's workers"
+    ),
+    ("ChallengeManager", "reportMissedProof"): "slashes only for a funded epoch left unproven, once, in its challenge window",
     ("FLT", "approve"): "ERC-20: sets the caller's own allowance",
     ("FLT", "transfer"): "ERC-20: moves the caller's own tokens",
     ("FLT", "transferFrom"): "ERC-20: limited by the owner's allowance to the caller",
@@ -66,6 +88,7 @@ class Env:
     providers: list
     stranger: object
     signers: list
+    challenges: object  # ChallengeEnv of the DealManager with a challenge window
 
     @property
     def provider(self):
@@ -131,7 +154,10 @@ def env(
     providers,
     stranger,
     signers,
+    challenge_env,
 ):
+    # `challenge_env` is a parameter, not fetched inside a case, so that its
+    # session contracts are deployed before Ape's per-test snapshot and outlive it.
     return Env(
         request=request,
         chain=chain,
@@ -148,6 +174,7 @@ def env(
         providers=providers,
         stranger=stranger,
         signers=signers,
+        challenges=challenge_env,
     )
 
 
@@ -472,6 +499,30 @@ def _set_payment_token(env):
     )
 
 
+@guarded("DealManager", "setChallengeManager")
+def _set_challenge_manager(env):
+    return Case(
+        call=lambda sender: env.deal_manager.setChallengeManager(env.slasher, sender=sender),
+        allowed=env.admin,
+        wrong=[env.stranger, env.developer, env.provider, env.slasher],
+        error=lambda caller: (env.deal_manager.DealNotAdmin, {"caller": caller.address}),
+    )
+
+
+@guarded("DealManager", "setEpochProven")
+def _set_epoch_proven(env):
+    # The admin names an account as challenge manager, as it names the ChallengeManager contract in a deployment.
+    _, worker_id, _ = _matched(env)
+    epoch = env.deal_manager.getWorker(worker_id).joinedEpoch
+    env.deal_manager.setChallengeManager(env.slasher, sender=env.admin)
+    return Case(
+        call=lambda sender: env.deal_manager.setEpochProven(worker_id, epoch, True, sender=sender),
+        allowed=env.slasher,
+        wrong=[env.admin, env.provider, env.signers[0], env.stranger],
+        error=lambda caller: (env.deal_manager.DealNotChallengeManager, {"caller": caller.address}),
+    )
+
+
 @guarded("DealManager", "renounceOwnership")
 def _deal_manager_renounce(env):
     return _admin_only(env, env.deal_manager, lambda sender: env.deal_manager.renounceOwnership(sender=sender))
@@ -482,6 +533,82 @@ def _deal_manager_transfer(env):
     return _admin_only(
         env, env.deal_manager, lambda sender: env.deal_manager.transferOwnership(env.stranger, sender=sender)
     )
+
+
+# ------------------------------------------------- ChallengeManager cases
+
+
+@guarded("ChallengeManager", "setParameters")
+def _set_parameters(env):
+    manager = env.challenges.challenge_manager
+    parameters = (CHALLENGE_BOND, SLASH_AMOUNT, MISSED_PROOF_SLASH_AMOUNT, ANSWER_PERIOD + 1)
+    return _admin_only(env, manager, lambda sender: manager.setParameters(parameters, sender=sender))
+
+
+@guarded("ChallengeManager", "setReplication")
+def _set_replication(env):
+    challenges = env.challenges
+    worker = challenges.matched_worker()
+    return Case(
+        call=lambda sender: challenges.challenge_manager.setReplication(worker.deal_id, 3, sender=sender),
+        allowed=env.developer,
+        wrong=[env.stranger, env.admin, env.provider],
+        error=lambda caller: (
+            challenges.challenge_manager.ChallengeNotDealOwner,
+            {"dealId": worker.deal_id, "caller": caller.address},
+        ),
+    )
+
+
+@guarded("ChallengeManager", "setCallerAllowed")
+def _set_caller_allowed(env):
+    challenges = env.challenges
+    worker = challenges.matched_worker()
+    return Case(
+        call=lambda sender: challenges.challenge_manager.setCallerAllowed(
+            worker.deal_id, env.stranger, True, sender=sender
+        ),
+        allowed=env.developer,
+        wrong=[env.stranger, env.admin, env.provider],
+        error=lambda caller: (
+            challenges.challenge_manager.ChallengeNotDealOwner,
+            {"dealId": worker.deal_id, "caller": caller.address},
+        ),
+    )
+
+
+@guarded("ChallengeManager", "answerChallenge")
+def _answer_challenge(env):
+    # The provider may answer too, which test_challenges.py checks.
+    challenges = env.challenges
+    worker = challenges.matched_worker()
+    epoch = challenges.clock.epoch()
+    calls = challenges.calls(worker, epoch, [100, 200])
+    challenges.clock.advance(1)
+    proven = challenges.prove(worker, epoch, calls)
+    challenges.goto_window(epoch)
+    opened = challenges.challenge_sample(proven)
+    return Case(
+        call=lambda sender: challenges.answer(opened.challengeId, proven, opened.leafIndex, sender=sender),
+        allowed=worker.signer,
+        wrong=[env.stranger, env.developer, env.admin, env.providers[1]],
+        error=lambda caller: (
+            challenges.challenge_manager.ChallengeNotAnswerer,
+            {"challengeId": opened.challengeId, "caller": caller.address},
+        ),
+    )
+
+
+@guarded("ChallengeManager", "renounceOwnership")
+def _challenge_manager_renounce(env):
+    manager = env.challenges.challenge_manager
+    return _admin_only(env, manager, lambda sender: manager.renounceOwnership(sender=sender))
+
+
+@guarded("ChallengeManager", "transferOwnership")
+def _challenge_manager_transfer(env):
+    manager = env.challenges.challenge_manager
+    return _admin_only(env, manager, lambda sender: manager.transferOwnership(env.stranger, sender=sender))
 
 
 # ------------------------------------------------------ token and faucet cases

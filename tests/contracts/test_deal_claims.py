@@ -11,7 +11,7 @@ from contract_helpers import (
     events,
     proof_batch_hash,
 )
-from revert_checks import assert_call_reverts
+from revert_checks import assert_call_reverts, reverts_with
 
 WORKER_RATE = 2 * PRICE
 RESERVE = PRICE * 2 * 2 * MIN_DEPOSITED_EPOCHS
@@ -145,6 +145,30 @@ def test_submit_proof_rejects_second_proof(deal_manager, matched, signers, clock
 
     with ape.reverts(deal_manager.DealProofAlreadySubmitted, workerId=worker_id, epoch=joined):
         _prove(deal_manager, worker_id, joined, signers[0], calls=9)
+
+
+@pytest.mark.parametrize(
+    ("root", "calls", "usage"),
+    [(bytes(32), 1, 0), (ROOT, 0, 0), (bytes(32), 0, 5)],
+    ids=["calls-without-root", "root-without-calls", "usage-without-calls"],
+)
+def test_submit_proof_rejects_inconsistent_entry(deal_manager, matched, signers, clock, root, calls, usage):
+    _, worker_id, joined = matched
+    clock.advance(1)
+
+    with reverts_with(deal_manager.DealInvalidProofEntry, workerId=worker_id, epoch=joined):
+        deal_manager.submitEpochProof(worker_id, joined, root, calls, usage, sender=signers[0])
+
+    assert not deal_manager.getEpochProof(worker_id, joined).proven
+
+
+def test_submit_proof_accepts_empty_epoch(deal_manager, matched, signers, clock):
+    _, worker_id, joined = matched
+    clock.advance(1)
+
+    deal_manager.submitEpochProof(worker_id, joined, bytes(32), 0, 0, sender=signers[0])
+
+    assert deal_manager.getEpochProof(worker_id, joined).proven
 
 
 def test_submit_proof_after_exit_stops_at_leave(deal_manager, matched, provider, signers, clock):

@@ -4,6 +4,7 @@ import ape
 import pytest
 
 from contract_helpers import (
+    CHALLENGE_WINDOW_EPOCHS,
     EPOCH_SECONDS,
     MIN_DEPOSITED_EPOCHS,
     PRICE,
@@ -15,7 +16,7 @@ from contract_helpers import (
     Status,
     events,
 )
-from revert_checks import assert_call_reverts, assert_deploy_reverts
+from revert_checks import assert_call_reverts, assert_deploy_reverts, reverts_with
 
 ZERO_ADDRESS = "0x" + "00" * 20
 UINT128_MAX = 2**128 - 1
@@ -30,6 +31,8 @@ def test_constructor_stores_parameters(deal_manager, market, admin, chain):
     assert deal_manager.market() == market
     assert deal_manager.epochDuration() == EPOCH_SECONDS
     assert deal_manager.proofWindowEpochs() == PROOF_WINDOW_EPOCHS
+    assert deal_manager.challengeWindowEpochs() == 0
+    assert deal_manager.challengeManager() == ZERO_ADDRESS
     assert deal_manager.minDepositedEpochs() == MIN_DEPOSITED_EPOCHS
     assert deal_manager.owner() == admin
     assert deal_manager.genesis() <= chain.blocks.head.timestamp
@@ -38,7 +41,7 @@ def test_constructor_stores_parameters(deal_manager, market, admin, chain):
 
 
 def test_constructor_uses_deploy_time_for_zero_genesis(project, market, admin):
-    deployed = project.DealManager.deploy(market, 0, 60, 2, 2, admin, sender=admin)
+    deployed = project.DealManager.deploy(market, 0, 60, 2, 0, 2, admin, sender=admin)
 
     deploy_block = ape.chain.blocks.head
     assert deployed.genesis() == deploy_block.timestamp
@@ -48,10 +51,18 @@ def test_constructor_uses_deploy_time_for_zero_genesis(project, market, admin):
 def test_constructor_keeps_explicit_genesis(project, market, admin, chain):
     genesis = chain.blocks.head.timestamp - 600
 
-    deployed = project.DealManager.deploy(market, genesis, 60, 2, 2, admin, sender=admin)
+    deployed = project.DealManager.deploy(market, genesis, 60, 2, 0, 2, admin, sender=admin)
 
     assert deployed.genesis() == genesis
     assert deployed.currentEpoch() >= 10
+
+
+def test_constructor_stores_challenge_window(project, market, admin):
+    deployed = project.DealManager.deploy(market, 0, 60, 2, 3, 2, admin, sender=admin)
+
+    assert deployed.proofWindowEpochs() == 2
+    assert deployed.challengeWindowEpochs() == 3
+    assert deployed.challengeManager() == ZERO_ADDRESS
 
 
 @pytest.mark.parametrize(
@@ -65,11 +76,41 @@ def test_constructor_keeps_explicit_genesis(project, market, admin, chain):
     ],
 )
 def test_constructor_rejects_invalid_parameters(project, market, admin, change, field):
-    arguments = {"market": market.address, "genesis": 0, "epoch": 60, "window": 2, "deposited": 2} | change
+    # A challenge window of 0 is valid: it turns challenges off.
+    arguments = {"market": market.address, "genesis": 0, "epoch": 60, "window": 2, "challenge": 0, "deposited": 2}
+    arguments |= change
 
-    values = [arguments[name] for name in ("market", "genesis", "epoch", "window", "deposited")]
+    values = [arguments[name] for name in ("market", "genesis", "epoch", "window", "challenge", "deposited")]
 
     assert_deploy_reverts(project.DealManager, [*values, admin.address], project.DealManager.DealInvalidParams, field=field)
+
+
+def test_max_claim_epoch_trails_proof_and_challenge_windows(challenge_env):
+    env = challenge_env
+    deal_manager = env.deal_manager
+    worker = env.matched_worker()
+    joined = deal_manager.getWorker(worker.worker_id).joinedEpoch
+    delay = PROOF_WINDOW_EPOCHS + CHALLENGE_WINDOW_EPOCHS
+
+    # The join epoch stays unclaimable until its challenge window has closed too.
+    env.clock.goto_epoch(joined + delay)
+    assert deal_manager.maxClaimEpoch(worker.worker_id) == joined
+    with reverts_with(
+        deal_manager.DealClaimRangeInvalid,
+        workerId=worker.worker_id,
+        fromEpoch=joined,
+        toEpoch=joined + 1,
+        maxToEpoch=joined,
+    ):
+        deal_manager.claim(worker.worker_id, joined + 1, sender=worker.provider)
+
+    for epoch in range(joined + delay + 1, joined + delay + 3):
+        env.clock.goto_epoch(epoch)
+        assert deal_manager.maxClaimEpoch(worker.worker_id) == epoch - delay
+
+    receipt = deal_manager.claim(worker.worker_id, joined + 2, sender=worker.provider)
+    [log] = events(receipt, deal_manager.WorkerClaimed)
+    assert (log.fromEpoch, log.toEpoch) == (joined, joined + 2)
 
 
 def test_current_epoch_follows_chain_time(deal_manager, clock):

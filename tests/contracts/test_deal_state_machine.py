@@ -23,7 +23,6 @@ import os
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -35,7 +34,16 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from contract_helpers import COLLATERAL_PER_CU, FLT, MIN_DEPOSITED_EPOCHS, PROOF_WINDOW_EPOCHS, UINT64_MAX, Skip, events
+from contract_helpers import (
+    COLLATERAL_PER_CU,
+    FLT,
+    MIN_DEPOSITED_EPOCHS,
+    PROOF_WINDOW_EPOCHS,
+    UINT64_MAX,
+    RawRpc,
+    Skip,
+    events,
+)
 
 # `make test` runs a short budget; `make fuzz` sets a long one through these variables.
 MAX_EXAMPLES = int(os.environ.get("CLOUDLESS_FUZZ_EXAMPLES", "15"))
@@ -136,54 +144,6 @@ class DealModel:
 
     def active_workers(self) -> list:
         return [worker for worker in self.workers if worker.active]
-
-
-class RawRpc:
-    """Batched view reads and revert checks over raw JSON-RPC.
-
-    The invariants run after every step, so one HTTP round trip per step
-    instead of one per view keeps the state machine fast.
-    """
-
-    def __init__(self, web3):
-        self.web3 = web3
-        self.pending = []
-
-    def add(self, contract, method_name, *arguments) -> None:
-        [abi] = [method for method in contract.contract_type.view_methods if method.name == method_name]
-        input_types = [item.canonical_type for item in abi.inputs]
-        selector = keccak(text=abi.selector)[:4]
-        calldata = selector + self.web3.codec.encode(input_types, arguments)
-        request = {"to": contract.address, "data": "0x" + calldata.hex()}
-        self.pending.append((request, abi.outputs[0]))
-
-    def assert_reverts(self, handler, arguments, sender, error) -> None:
-        """Check with eth_call that the transaction would revert with the custom `error`.
-
-        A reverted transaction changes no contract state, so a call shows the
-        same outcome as sending it, without ape's trace work on every revert.
-        """
-        calldata = bytes(handler.encode_input(*arguments))
-        request = {"from": sender.address, "to": handler.contract.address, "data": "0x" + calldata.hex()}
-        response = self.web3.provider.make_request("eth_call", [request, "latest"])
-        assert "error" in response, f"expected {error.abi.name}, but the call succeeded"
-        revert_data = response["error"].get("data") or ""
-        expected = "0x" + keccak(text=error.abi.selector)[:4].hex()
-        assert revert_data[:10] == expected, f"expected {error.abi.name}, got revert data {revert_data}"
-
-    def execute(self) -> list:
-        """Send the queued calls and return their decoded outputs in order. Struct outputs become namespaces."""
-        requests = [("eth_call", [request, "latest"]) for request, _ in self.pending]
-        responses = self.web3.provider.make_batch_request(requests)
-        results = []
-        for (_, output), response in zip(self.pending, responses, strict=True):
-            raw = bytes.fromhex(response["result"][2:])
-            [value] = self.web3.codec.decode([output.canonical_type], raw)
-            if output.components:
-                value = SimpleNamespace(**dict(zip([c.name for c in output.components], value, strict=True)))
-            results.append(value)
-        self.pending = []
-        return results
 
 
 class Environment:

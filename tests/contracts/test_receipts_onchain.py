@@ -1,4 +1,4 @@
-"""Python receipt hashing, signing and Merkle proofs against the Solidity `ExecutionReceipts`.
+"""Python receipt hashing, signing, Merkle leaves and proofs against the Solidity `ExecutionReceipts`.
 
 Run with `ape test`, which starts anvil. The `execution_receipts` fixture of
 conftest.py deploys the contract. Every contract call here is a view, so the
@@ -172,44 +172,70 @@ def test_zero_v_signature_rejected_by_both(execution_receipts: Any, domain: Doma
 
 
 @onchain_settings
-@given(digest=hashes)
-def test_receipt_leaf_matches_contract(execution_receipts: Any, digest: bytes) -> None:
-    assert bytes(execution_receipts.receiptLeaf(digest)) == leaf_hash(digest)
+@given(digest=hashes, index=uint64s, fuel_before=uint64s)
+def test_receipt_leaf_matches_contract(execution_receipts: Any, digest: bytes, index: int, fuel_before: int) -> None:
+    on_chain = execution_receipts.receiptLeaf(digest, index, fuel_before)
+
+    assert bytes(on_chain) == leaf_hash(digest, index, fuel_before)
+
+
+# Fuel per receipt stays below 2**58, so 64 receipts add up to less than 2**64.
+leaf_rows = st.lists(st.tuples(hashes, st.integers(min_value=0, max_value=2**58)), min_size=1, max_size=64)
 
 
 @onchain_settings
-@given(digests=st.lists(hashes, min_size=1, max_size=64), bit=st.integers(0, 255), data=st.data())
+@given(rows=leaf_rows, bit=st.integers(0, 255), data=st.data())
 def test_python_proofs_pass_on_chain(
-    execution_receipts: Any, digests: list[bytes], bit: int, data: st.DataObject
+    execution_receipts: Any, rows: list[tuple[bytes, int]], bit: int, data: st.DataObject
 ) -> None:
-    tree = ReceiptMerkleTree(digests)
-    index = data.draw(st.integers(min_value=0, max_value=len(digests) - 1))
-    proof = tree.proof(index)
+    tree = ReceiptMerkleTree(rows)
+    index = data.draw(st.integers(min_value=0, max_value=len(rows) - 1))
+    opening = tree.opening(index)
+    digest, fuel_before, proof = opening.digest, opening.fuel_before, list(opening.proof)
+    verify = execution_receipts.verifyReceiptInclusion
 
-    assert execution_receipts.verifyReceiptInclusion(tree.root, digests[index], proof)
-    assert not execution_receipts.verifyReceiptInclusion(tree.root, flip_bit(digests[index], bit), proof)
-    assert not execution_receipts.verifyReceiptInclusion(flip_bit(tree.root, bit), digests[index], proof)
+    assert (opening.index, digest, fuel_before) == (index, rows[index][0], sum(fuel for _, fuel in rows[:index]))
+    assert verify(tree.root, digest, index, fuel_before, proof)
+    assert not verify(tree.root, flip_bit(digest, bit), index, fuel_before, proof)
+    assert not verify(flip_bit(tree.root, bit), digest, index, fuel_before, proof)
+    # The leaf commits its position and running fuel total, so neither can change.
+    assert not verify(tree.root, digest, index + 1, fuel_before, proof)
+    assert not verify(tree.root, digest, index, fuel_before + 1, proof)
     if proof:
         position = data.draw(st.integers(min_value=0, max_value=len(proof) - 1))
         tampered = list(proof)
         tampered[position] = flip_bit(tampered[position], bit)
-        assert not execution_receipts.verifyReceiptInclusion(tree.root, digests[index], tampered)
+        assert not verify(tree.root, digest, index, fuel_before, tampered)
 
 
-def test_every_proof_of_tree_passes_on_chain(execution_receipts: Any) -> None:
-    digests = [bytes([i]) * 32 for i in range(1, 18)]
-    tree = ReceiptMerkleTree(digests)
+def test_every_opening_of_tree_passes_on_chain(execution_receipts: Any) -> None:
+    rows = [(bytes([i]) * 32, 1_000 * i) for i in range(1, 18)]
+    tree = ReceiptMerkleTree(rows)
 
-    for index, digest in enumerate(digests):
-        assert execution_receipts.verifyReceiptInclusion(tree.root, digest, tree.proof(index)), index
+    for index in range(len(rows)):
+        opening = tree.opening(index)
+        assert execution_receipts.verifyReceiptInclusion(
+            tree.root, opening.digest, opening.index, opening.fuel_before, list(opening.proof)
+        ), index
+
+
+def test_opening_by_digest_passes_on_chain(execution_receipts: Any) -> None:
+    rows = [(bytes([i]) * 32, 7) for i in range(1, 6)]
+    tree = ReceiptMerkleTree(rows)
+
+    opening = tree.opening(rows[3][0])
+
+    assert (opening.index, opening.fuel_before) == (3, 21)
+    assert execution_receipts.verifyReceiptInclusion(tree.root, opening.digest, 3, 21, list(opening.proof))
 
 
 def test_single_leaf_tree_passes_on_chain(execution_receipts: Any) -> None:
     digest = bytes([7]) * 32
-    tree = ReceiptMerkleTree([digest])
+    tree = ReceiptMerkleTree([(digest, 500)])
 
-    assert execution_receipts.verifyReceiptInclusion(tree.root, digest, [])
+    assert tree.root == leaf_hash(digest, 0, 0)
+    assert execution_receipts.verifyReceiptInclusion(tree.root, digest, 0, 0, [])
 
 
 def test_empty_root_proves_nothing_on_chain(execution_receipts: Any) -> None:
-    assert not execution_receipts.verifyReceiptInclusion(EMPTY_ROOT, bytes([7]) * 32, [])
+    assert not execution_receipts.verifyReceiptInclusion(EMPTY_ROOT, bytes([7]) * 32, 0, 0, [])

@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from eth_utils import keccak
 from local_chain import LocalChain, free_port, local_chain
+from node_stack import ROOT, health_ok, save_deployment, text_package, wait_for, write_node_config
 
 from cloudless.chain import DeploySettings
 from cloudless.chain.keys import anvil_account_key as account_key
@@ -35,15 +35,14 @@ from cloudless.node import ProviderNode, load_node_config
 from cloudless.node.models import CallReply
 from cloudless.receipts.eip712 import CallRequest, Domain
 from cloudless.receipts.models import SignedCallRequest
-from cloudless.runtime.package import build_package_from_dir
 
-ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_INDEX = 3
 SIGNER_INDICES = (13, 14)
 DEVELOPER_INDEX = 6
 CALLER_INDEX = 8
 EPOCH_SECONDS = 60
 PROOF_WINDOW = 2
+CHALLENGE_WINDOW = 1
 
 
 @dataclass
@@ -67,48 +66,24 @@ class Stack:
 
 
 def _text_package() -> bytes:
-    dist = ROOT / "functions" / "dist"
-    if not (dist / "text.wasm").is_file():
-        subprocess.run(["bash", str(ROOT / "functions" / "build.sh")], check=True, cwd=ROOT)
-    return build_package_from_dir(ROOT / "functions" / "examples" / "text", dist)
+    return text_package()
 
 
 def _write_node_config(directory: Path, chain: LocalChain, gateway_url: str, port: int) -> Path:
-    deployment_file = directory / "deployment.json"
-    chain.deployment.save(deployment_file)
-    config = {
-        "rpc_url": chain.rpc_url,
-        "deployment_file": str(deployment_file),
-        "provider_key": account_key(PROVIDER_INDEX),
-        "name": "e2e-provider",
-        "listen": {"host": "127.0.0.1", "port": port},
-        "data_dir": str(directory / "node-data"),
-        "package_sources": [gateway_url],
-        "offer": {"price_usdc": "0.5", "region": 276, "tier": 3, "sla_bps": 9990},
-        "peers": [{"signer_key": account_key(index), "cus": 2} for index in SIGNER_INDICES],
-        "poll_interval_seconds": 0.2,
-        "claim": {"enabled": True},
-    }
-    path = directory / "node.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def wait_for(condition: Any, description: str, timeout_seconds: float = 20.0) -> Any:
-    """Poll `condition` until it returns a truthy value, and fail naming `description` on timeout."""
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_seconds:.0f} s waiting for {description}")
+    return write_node_config(
+        directory, chain, gateway_url, port, provider_index=PROVIDER_INDEX, signer_indices=SIGNER_INDICES, name="e2e-provider"
+    )
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     directory = tmp_path_factory.mktemp("node-gateway")
-    settings = DeploySettings(epoch_duration=EPOCH_SECONDS, proof_window_epochs=PROOF_WINDOW, min_deposited_epochs=2)
+    settings = DeploySettings(
+        epoch_duration=EPOCH_SECONDS,
+        proof_window_epochs=PROOF_WINDOW,
+        challenge_window_epochs=CHALLENGE_WINDOW,
+        min_deposited_epochs=2,
+    )
     with local_chain(settings) as chain:
         admin = chain.session(0)
         provider = chain.session(PROVIDER_INDEX)
@@ -171,9 +146,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _save_deployment(chain: LocalChain, directory: Path) -> Path:
-    path = directory / "gateway-deployment.json"
-    chain.deployment.save(path)
-    return path
+    return save_deployment(chain, directory, "gateway-deployment.json")
 
 
 def call_gateway(stack: Stack, function: str, payload: Any) -> httpx.Response:
@@ -365,6 +338,8 @@ def test_node_proves_epochs_and_claims(stack: Stack) -> None:
         stack.chain.advance_epochs(1)
         target = deals.current_epoch() - 1
         wait_for(lambda: deals.get_epoch_proof(worker_id, target).proven, f"the proof of epoch {target}")
+    # Claims wait for the challenge window after the proof window.
+    stack.chain.advance_epochs(CHALLENGE_WINDOW)
 
     claimed = wait_for(
         lambda: deals.get_worker(worker_id).claimed_until_epoch > called_epoch,
@@ -433,7 +408,4 @@ def test_run_node_stops_cleanly_on_sigterm(stack: Stack) -> None:
 
 
 def _health_ok(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return health_ok(url)

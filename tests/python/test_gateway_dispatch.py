@@ -155,6 +155,11 @@ class FakeView:
 
     def __init__(self, status: DealStatus = DealStatus.ACTIVE) -> None:
         self.view = DealView(make_deal(), status, CURRENT_EPOCH, (make_route(1), make_route(2)))
+        # None: the deal counts every caller, as a deal without allowed callers does.
+        self.allowed_callers: set[str] | None = None
+
+    def caller_allowed(self, deal_id: int, caller: str) -> bool:
+        return self.allowed_callers is None or caller in self.allowed_callers
 
     def deal_exists(self, deal_id: int) -> bool:
         return deal_id == 5
@@ -295,6 +300,20 @@ def test_dispatcher_rejects_deal_without_workers() -> None:
         dispatcher.call(5, "reverse", b"{}")
 
     assert (raised.value.status, raised.value.kind) == (409, "no_active_worker")
+
+
+def test_dispatcher_rejects_caller_outside_list() -> None:
+    view = FakeView()
+    view.allowed_callers = {"0x" + "77" * 20}
+    calls: list[int] = []
+    dispatcher = make_dispatcher({1: honest_node(), 2: honest_node()}, calls, view)
+
+    with pytest.raises(CallRejectedError) as raised:
+        dispatcher.call(5, "reverse", b"{}")
+
+    assert (raised.value.status, raised.value.kind) == (403, "caller_not_allowed")
+    assert dispatcher.caller in str(raised.value)
+    assert calls == []
 
 
 def test_dispatcher_unknown_deal_is_404() -> None:

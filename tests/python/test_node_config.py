@@ -153,3 +153,23 @@ def test_config_rejects_invalid_yaml(tmp_path: Path) -> None:
 def test_config_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read node config .*missing.yaml"):
         load_node_config(tmp_path / "missing.yaml")
+
+
+def test_config_cheats_default_to_none(tmp_path: Path) -> None:
+    assert load_node_config(write(tmp_path, base_config())).cheat == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("skip_proofs", ["skip_proofs"]), (["equivocate", "wrong_output", "equivocate"], ["equivocate", "wrong_output"])],
+)
+def test_config_cheats_load(tmp_path: Path, value: Any, expected: list[str]) -> None:
+    assert load_node_config(write(tmp_path, base_config() | {"cheat": value})).cheat == expected
+
+
+def test_config_unknown_cheat_names_allowed_values(tmp_path: Path) -> None:
+    message = load_error(tmp_path, base_config() | {"cheat": ["skip_proofs", "steal"]})
+
+    assert "cheat: unknown cheat 'steal'" in message
+    assert "allowed values: fabricate_call, inflate_usage, wrong_output, skip_proofs, replay_epoch, " in message
+    assert "ignore_challenges" in message

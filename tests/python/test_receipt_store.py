@@ -98,14 +98,17 @@ def test_summary_and_root(store: ReceiptStore) -> None:
     for receipt in written:
         store.append(receipt)
     digests = [receipt.digest(DOMAIN) for receipt in written]
-    expected_root = ReceiptMerkleTree(digests).root
+    expected_root = ReceiptMerkleTree((digest, receipt.fuel_used) for digest, receipt in zip(digests, written)).root
 
     assert store.root(1, 2) == expected_root
     assert store.summary(1, 2) == EpochSummary(root=expected_root, calls=5, fuel_total=5_010)
     root, calls, fuel_total = store.summary(1, 2)
     assert (root, calls, fuel_total) == (expected_root, 5, 5_010)
     tree = store.tree(1, 2)
-    assert verify_proof(tree.root, digests[3], tree.proof(3))
+    # Receipt 3 follows receipts with 1_000, 1_001 and 1_002 fuel.
+    assert tree.fuel_before[3] == 3_003
+    assert verify_proof(tree.root, digests[3], 3, 3_003, tree.proof(3))
+    assert not verify_proof(tree.root, digests[3], 3, 3_004, tree.proof(3))
 
 
 def test_empty_epoch_summary(store: ReceiptStore) -> None:

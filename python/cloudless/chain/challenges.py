@@ -51,7 +51,7 @@ class ChallengeStatus(enum.IntEnum):
 
 
 class Fault(enum.IntEnum):
-    """Why a challenge was upheld or a fraud proof slashed; the contract's `Fault` enum."""
+    """Reason for an upheld challenge or a fraud proof: the contract's `Fault` enum."""
 
     UNANSWERED = 0
     BAD_CALLER_SIGNATURE = 1
@@ -130,12 +130,12 @@ class FraudProof:
 
 
 def request_tuple(request: SignedCallRequest) -> tuple[int, str, bytes, int, int]:
-    """The `CallRequest` struct of the ABI."""
+    """Build the `CallRequest` struct of the ABI."""
     return (request.deal_id, request.function_name, request.input_hash, request.nonce, request.deadline)
 
 
 def receipt_tuple(receipt: SignedReceipt) -> tuple[int, bytes, bytes, bytes, int, int, int]:
-    """The `Receipt` struct of the ABI."""
+    """Build the `Receipt` struct of the ABI."""
     return (
         receipt.worker_id,
         receipt.request_hash,
@@ -148,12 +148,12 @@ def receipt_tuple(receipt: SignedReceipt) -> tuple[int, bytes, bytes, bytes, int
 
 
 def signed_receipt_tuple(receipt: SignedReceipt) -> tuple[Any, bytes]:
-    """The `SignedReceipt` struct of the ABI."""
+    """Build the `SignedReceipt` struct of the ABI."""
     return (receipt_tuple(receipt), receipt.signature)
 
 
 def signed_call_tuple(request: SignedCallRequest, receipt: SignedReceipt) -> tuple[Any, bytes, Any, bytes]:
-    """The `SignedCall` struct of the ABI."""
+    """Build the `SignedCall` struct of the ABI."""
     return (request_tuple(request), request.signature, receipt_tuple(receipt), receipt.signature)
 
 
@@ -176,6 +176,10 @@ class ChallengeClient:
     def set_replication(self, deal_id: int, replication: int) -> TxReceipt:
         logger.info("asking for replication %d on deal %d", replication, deal_id)
         return self.client.transact(self.contract.functions.setReplication(deal_id, replication))
+
+    def set_caller_allowed(self, deal_id: int, caller: str, allowed: bool) -> TxReceipt:
+        logger.info("%s caller %s on deal %d", "allowing" if allowed else "removing", caller, deal_id)
+        return self.client.transact(self.contract.functions.setCallerAllowed(deal_id, caller, allowed))
 
     # ---------------------------------------------------------- challenges
 
@@ -302,6 +306,21 @@ class ChallengeClient:
 
     def get_challenge(self, challenge_id: int) -> Challenge:
         return Challenge.from_chain(challenge_id, self._view("getChallenge", challenge_id))
+
+    def is_caller_allowed(self, deal_id: int, caller: str) -> bool:
+        """Return whether requests signed by `caller` count for the deal (any key while it lists no callers)."""
+        return bool(self._view("isCallerAllowed", deal_id, caller))
+
+    def is_caller_allowed_at(self, deal_id: int, caller: str, epoch: int) -> bool:
+        """Return whether requests signed by `caller` count in receipts of `epoch`."""
+        return bool(self._view("isCallerAllowedAt", deal_id, caller, epoch))
+
+    def callers_restricted_from(self, deal_id: int) -> int:
+        """Return the first epoch in which only allowed callers count for the deal, 0 while any key counts."""
+        return int(self._view("callersRestrictedFrom", deal_id))
+
+    def allowed_caller_count(self, deal_id: int) -> int:
+        return int(self._view("allowedCallerCount", deal_id))
 
     def replication_of(self, deal_id: int) -> int:
         return int(self._view("replicationOf", deal_id))

@@ -10,6 +10,7 @@ from typing import Any
 from cloudless.chain.artifacts import load_artifact
 from cloudless.chain.client import ChainClient
 from cloudless.chain.deployment import ContractRecord, Deployment, EpochSettings, deployment_path
+from cloudless.exceptions import ConfigError
 
 __all__ = ["DeploySettings", "challenge_parameters", "deploy_all", "deploy_and_record"]
 
@@ -54,6 +55,7 @@ def _deploy(client: ChainClient, name: str, *args: Any) -> ContractRecord:
 def deploy_all(client: ChainClient, settings: DeploySettings, *, rpc_url: str) -> Deployment:
     """Deploy every contract from `client`'s account and return the deployment record."""
     owner = client.address
+    parameters = challenge_parameters(settings)  # checked before the first transaction
     flt = _deploy(client, "FLT", owner)
     usdc = _deploy(client, "TestUSDC", owner)
     market = _deploy(client, "Market", flt.address, settings.collateral_per_cu, settings.unbonding_period, owner)
@@ -85,7 +87,7 @@ def deploy_all(client: ChainClient, settings: DeploySettings, *, rpc_url: str) -
         receipts.address,
         flt.address,
         owner,
-        challenge_parameters(settings),
+        parameters,
     )
     # The challenge manager forfeits epochs in the DealManager and slashes in the Market.
     client.transact(deals_contract.functions.setChallengeManager(challenges.address))
@@ -123,6 +125,12 @@ def challenge_parameters(settings: DeploySettings) -> tuple[int, int, int, int]:
     """The ChallengeManager's `Parameters` tuple: bond, slash amounts and answer period."""
     window = settings.challenge_window_epochs * settings.epoch_duration
     answer_period = settings.answer_period if settings.answer_period is not None else max(window // 2, 1)
+    if window and answer_period >= window:
+        raise ConfigError(
+            f"answer period of {answer_period} s does not fit in a challenge window of {window} s "
+            f"({settings.challenge_window_epochs} epochs of {settings.epoch_duration} s): "
+            "lengthen the epochs or the challenge window, shorten the answer period, or use a challenge window of 0"
+        )
     return (settings.challenge_bond, settings.slash_amount, settings.missed_proof_slash_amount, answer_period)
 
 

@@ -18,6 +18,7 @@ from cloudless.cli.matcher import matcher
 from cloudless.cli.onramp import onramp
 from cloudless.cli.package import package
 from cloudless.cli.provider import provider
+from cloudless.cli.verifier import verifier
 
 __all__ = ["cli", "main"]
 
@@ -30,7 +31,7 @@ def cli(verbose: int) -> None:
     setup_logging(verbose)
 
 
-for command in (build, call, deal, demo, deploy, faucet, gateway, init, matcher, onramp, package, provider):
+for command in (build, call, deal, demo, deploy, faucet, gateway, init, matcher, onramp, package, provider, verifier):
     cli.add_command(command)
 
 

@@ -1,4 +1,4 @@
-"""`cloudless deal ...`: create and manage deals."""
+"""`cloudless deal ...`: create and manage deals, and set how many workers run each call."""
 
 from __future__ import annotations
 
@@ -24,16 +24,35 @@ from cloudless.chain.types import (
     DealParams,
 )
 from cloudless.cid import cid_from_bytes
+from cloudless.cli.deal_callers import allow_callers, callers_command, check_callers
 from cloudless.cli.common import USDC_DECIMALS, check_app_cid, handle_errors, key_options, open_session, rpc_option, token_amount
-from cloudless.exceptions import ContractRevertError, DepositBelowReserveError, InsufficientBalanceError
+from cloudless.exceptions import (
+    ChainError,
+    ConfigError,
+    ContractRevertError,
+    DepositBelowReserveError,
+    InsufficientBalanceError,
+)
 from cloudless.formatting import format_count
 
-__all__ = ["BillingTerms", "billing_terms", "check_worker_counts", "create_deal_for_flags", "deal", "deal_params_for_flags"]
+__all__ = [
+    "MAX_REPLICATION",
+    "BillingTerms",
+    "billing_terms",
+    "check_replication",
+    "check_worker_counts",
+    "create_deal_for_flags",
+    "deal",
+    "deal_params_for_flags",
+]
 
 # soft_wrap: long lines (addresses, CIDs) stay whole instead of wrapping at the terminal width.
 console = Console(soft_wrap=True)
 
 MAX_UINT64 = 2**64 - 1
+
+# Largest replication a deal may ask for: `ChallengeManager.MAX_REPLICATION`.
+MAX_REPLICATION = 5
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,44 @@ def billing_terms(billing: str, max_price: Decimal | None, usage_price: Decimal 
             "or set --max-price"
         )
     return BillingTerms(BillingMode.USAGE, cap, usage_price, max_usage)
+
+
+def check_replication(context: click.Context, parameter: click.Parameter, value: int | None) -> int | None:
+    """Click callback: raise click.BadParameter unless a replication is 1 to MAX_REPLICATION."""
+    if value is None or 1 <= value <= MAX_REPLICATION:
+        return value
+    raise click.BadParameter(
+        f"invalid replication {value}: each call runs on 1 to {MAX_REPLICATION} workers of different providers, "
+        f"so pass a number from 1 to {MAX_REPLICATION}"
+    )
+
+
+def _check_replication_fits(replication: int, workers: int, max_per_provider: int) -> None:
+    """Raise click.UsageError when the deal cannot have `replication` workers on different providers."""
+    if replication > workers:
+        raise click.UsageError(
+            f"--replication {replication} needs {replication} workers on different providers, but --workers is "
+            f"{workers}: pass --workers {replication} or more, or a lower --replication"
+        )
+    # With at most M workers per provider, W workers span at least ceil(W / M) providers.
+    guaranteed = -(-workers // max_per_provider)
+    if guaranteed < replication:
+        console.print(
+            f"[yellow]note:[/yellow] --workers {workers} with --max-per-provider {max_per_provider} lets the matcher "
+            f"place the workers on as few as {format_count(guaranteed, 'provider')}, but calls need workers on "
+            f"{replication} providers; pass --max-per-provider 1 to avoid that"
+        )
+
+
+def _set_replication(session: Session, deal_id: int, replication: int) -> None:
+    """Call setReplication, and name the deal and the retry command when it fails."""
+    try:
+        session.challenges.set_replication(deal_id, replication)
+    except (ChainError, ConfigError) as error:
+        raise click.ClickException(
+            f"deal {deal_id} was created, but setting its replication to {replication} failed: {error}; "
+            f"retry with `cloudless deal replication {deal_id} {replication}`"
+        ) from error
 
 
 def check_worker_counts(workers: int, min_workers: int | None) -> None:
@@ -183,6 +240,24 @@ def deal() -> None:
 @click.option("--allow", "allow", multiple=True, help=f"Only these provider addresses; repeat for up to {MAX_PROVIDERS}.")
 @click.option("--deny", "deny", multiple=True, help=f"Never these provider addresses; repeat for up to {MAX_PROVIDERS}.")
 @click.option("--deposit", required=True, callback=token_amount(USDC_DECIMALS), metavar="USDC", help="USDC to escrow; must cover the reserve.")
+@click.option(
+    "--replication",
+    type=int,
+    default=1,
+    show_default=True,
+    callback=check_replication,
+    metavar="K",
+    help=f"Run each call on K workers of different providers (1 to {MAX_REPLICATION}); "
+    "the gateway returns only an output that they agree on. A second transaction sets it after the deal is created.",
+)
+@click.option(
+    "--caller",
+    "callers",
+    multiple=True,
+    callback=check_callers,
+    metavar="ADDRESS",
+    help="Count only requests signed by this key (for example the gateway's); repeat for more.  [default: any key]",
+)
 @handle_errors
 def create_deal(
     rpc_url: str,
@@ -203,8 +278,17 @@ def create_deal(
     allow: tuple[str, ...],
     deny: tuple[str, ...],
     deposit: Decimal,
+    replication: int,
+    callers: tuple[str, ...],
 ) -> None:
-    """Create a deal and escrow its deposit."""
+    """Create a deal and escrow its deposit.
+
+    With --replication K above 1, a second transaction sets the deal's
+    replication, as `cloudless deal replication DEAL_ID K` does, so that
+    gateways run each call on K workers of different providers. Each
+    --caller is allowed with one more transaction, as `cloudless deal
+    callers DEAL_ID --allow ADDRESS` does.
+    """
     if allow and deny:
         raise click.UsageError("pass either --allow or --deny, not both: e.g. `cloudless deal create ... --allow 0xPROVIDER`")
     for address in allow + deny:
@@ -218,6 +302,7 @@ def create_deal(
         raise click.UsageError(f"too many --region options ({len(regions)}): a deal allows at most {MAX_REGIONS} regions")
     check_worker_counts(workers, min_workers)
     terms = billing_terms(billing, max_price, usage_price, max_usage)
+    _check_replication_fits(replication, workers, max_per_provider)
 
     session = open_session(rpc_url, account_index)
     access_mode = AccessMode.NONE
@@ -242,8 +327,11 @@ def create_deal(
         providers=allow or deny,
     )
     deal_id = create_deal_for_flags(session, params)
+    if replication > 1:
+        _set_replication(session, deal_id, replication)
+    allow_callers(session, deal_id, callers)
     status = session.deals.deal_status(deal_id)
-    console.print(f"deal [bold]{deal_id}[/bold] created by {session.address}: status {status.name}")
+    console.print(f"deal [bold]{deal_id}[/bold] created by {session.address}: status {status.name}, replication {replication}")
 
 
 def _describe_billing(info: Deal, usdc: TokenClient) -> str:
@@ -283,6 +371,11 @@ def deal_status(rpc_url: str, deal_id: int) -> None:
         f"{usdc.format(info.max_price_per_cu_per_epoch)} USDC/CU/epoch  {epochs}"
     )
     console.print(f"  {_describe_billing(info, usdc)}")
+    try:
+        console.print(f"  replication {session.challenges.replication_of(deal_id)}")
+    except ConfigError:
+        # A deployment recorded before the ChallengeManager existed has no replication.
+        pass
     # The views settle to the current epoch; what settlement would move out
     # of the stored balance is pending too.
     balance_now = deals.deal_balance(deal_id)
@@ -311,6 +404,48 @@ def deal_status(rpc_url: str, deal_id: int) -> None:
             "yes" if worker.active else "no",
         )
     console.print(table)
+
+
+def _describe_replication(replication: int) -> str:
+    if replication == 1:
+        return "replication 1: each call runs on one worker"
+    return f"replication {replication}: each call runs on {replication} workers of different providers"
+
+
+@deal.command("replication")
+@rpc_option
+@key_options(default_index=5)
+@click.argument("deal_id", type=click.IntRange(1))
+@click.argument("replication", type=int, required=False, callback=check_replication, metavar="[K]")
+@handle_errors
+def replication_command(rpc_url: str, account_index: int | None, deal_id: int, replication: int | None) -> None:
+    """Show a deal's replication, or set it to K (1 to 5) as the deal's owner.
+
+    With replication K, gateways run each call on K workers of different
+    providers at once and return an output only when all K receipts agree
+    on the output and the fuel. When they disagree, one more provider breaks
+    the tie, and the gateway lists the disagreement in its evidence feed
+    (GET /evidence) for verifiers. Calls fail with 503 while the deal's
+    workers are on fewer than K providers.
+    """
+    session = open_session(rpc_url, account_index)
+    deals = session.deals
+    deal_count = deals.deal_count()
+    if deal_id > deal_count:
+        raise click.ClickException(f"deal {deal_id} not found: this deployment has {format_count(deal_count, 'deal')}")
+    challenges = session.challenges
+    if replication is None:
+        console.print(f"deal {deal_id}: {_describe_replication(challenges.replication_of(deal_id))}")
+        return
+
+    owner = deals.get_deal(deal_id).owner
+    if owner.lower() != session.address.lower():
+        raise click.ClickException(
+            f"only the owner {owner} of deal {deal_id} can set its replication, not {session.address}: "
+            "pass the owner's --account-index or set CLOUDLESS_PRIVATE_KEY to the owner's key"
+        )
+    challenges.set_replication(deal_id, replication)
+    console.print(f"deal {deal_id}: {_describe_replication(challenges.replication_of(deal_id))}")
 
 
 @deal.command("deposit")
@@ -368,3 +503,6 @@ def stop(rpc_url: str, account_index: int | None, deal_id: int) -> None:
     session = open_session(rpc_url, account_index)
     session.deals.stop_deal(deal_id)
     console.print(f"deal {deal_id} stopped; withdrawable after the current epoch: {session.usdc.format(session.deals.withdrawable(deal_id))} USDC")
+
+
+deal.add_command(callers_command)

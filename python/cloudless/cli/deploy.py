@@ -16,6 +16,7 @@ __all__ = ["deploy"]
 @click.option("--account-index", type=click.IntRange(0, 999), default=0, show_default=True, help="Local test account that deploys; ignored when $CLOUDLESS_PRIVATE_KEY is set.")
 @click.option("--epoch-duration", type=click.IntRange(1), default=60, show_default=True, help="Seconds per epoch.")
 @click.option("--proof-window", type=click.IntRange(1), default=2, show_default=True, help="Epochs after an epoch ends during which its proof is accepted.")
+@click.option("--challenge-window", type=click.IntRange(0), default=1, show_default=True, help="Epochs after the proof window during which anyone may challenge a proof; claims wait for them. 0 turns challenges off.")
 @click.option("--min-deposited-epochs", type=click.IntRange(1), default=2, show_default=True, help="Epochs at the price cap that a running deal keeps in escrow.")
 @click.option("--collateral-per-cu", type=click.IntRange(0), default=10, show_default=True, help="FLT of stake per offered CU.")
 @click.option("--unbonding-period", type=click.IntRange(0), default=3600, show_default=True, help="Seconds between an unstake request and the withdrawal.")
@@ -25,14 +26,16 @@ def deploy(
     account_index: int,
     epoch_duration: int,
     proof_window: int,
+    challenge_window: int,
     min_deposited_epochs: int,
     collateral_per_cu: int,
     unbonding_period: int,
 ) -> None:
-    """Deploy FLT, test USDC, Market and DealManager; write deployments/<chain-id>.json."""
+    """Deploy FLT, test USDC, Market, DealManager and ChallengeManager; write deployments/<chain-id>.json."""
     settings = DeploySettings(
         epoch_duration=epoch_duration,
         proof_window_epochs=proof_window,
+        challenge_window_epochs=challenge_window,
         min_deposited_epochs=min_deposited_epochs,
         collateral_per_cu=collateral_per_cu * 10**18,
         unbonding_period=unbonding_period,

@@ -27,12 +27,17 @@ def gateway() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=lambda: project_root() / ".cloudless" / "gateway",
     show_default=".cloudless/gateway",
-    help="Where uploaded packages are stored.",
+    help="Where uploaded packages and the evidence feed (evidence.jsonl) are stored.",
 )
 @click.option("--request-timeout", type=click.FloatRange(0.1), default=30.0, show_default=True, help="Seconds to wait for a worker.")
 @handle_errors
 def up(rpc_url: str, account_index: int | None, host: str, port: int, data_dir: Path, request_timeout: float) -> None:
-    """Serve POST /deals/{id}/functions/{name} and the package store until stopped."""
+    """Serve POST /deals/{id}/functions/{name}, the package store and GET /evidence until stopped.
+
+    Calls of a deal with replication K run on K workers of different
+    providers, and the gateway returns an output only when their receipts
+    agree. Disagreements go to GET /evidence?since=N for verifiers.
+    """
     from cloudless.gateway import run_gateway
 
     run_gateway(

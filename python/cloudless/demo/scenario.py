@@ -29,6 +29,7 @@ from cloudless.chain.types import DealParams, DealStatus
 from cloudless.cid import compute_cid, cid_to_bytes
 from cloudless.demo.processes import ProcessGroup, check_port_free
 from cloudless.demo.summary import CallRecord, DemoSummary, PlacementRecord, ProviderRecord
+from cloudless.demo.verifying import DemoVerifier
 from cloudless.exceptions import ServiceError
 from cloudless.formatting import format_count
 from cloudless.receipts.eip712 import Domain, verify_receipt
@@ -40,7 +41,7 @@ __all__ = ["DemoSettings", "run_demo"]
 logger = logging.getLogger("cloudless.demo")
 
 # Local test accounts (Anvil's default mnemonic) and what each one plays.
-DEPLOYER, DEVELOPER, GATEWAY_CALLER, MATCHER = 0, 5, 7, 9
+DEPLOYER, DEVELOPER, GATEWAY_CALLER, MATCHER, VERIFIER = 0, 5, 7, 9, 15
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class DemoSettings:
     node_ports: tuple[int, int] = (8701, 8702)
     epoch_duration: int = 10  # seconds
     proof_window_epochs: int = 1
+    challenge_window_epochs: int = 1
     deposit_usdc: str = "10"
     max_price_usdc: str = "0.50"  # cap per CU per epoch, above both offers
     calls_per_function: int = 1
@@ -129,6 +131,7 @@ def _start_chain(context: DemoContext) -> Session:
     deploy_settings = DeploySettings(
         epoch_duration=settings.epoch_duration,
         proof_window_epochs=settings.proof_window_epochs,
+        challenge_window_epochs=settings.challenge_window_epochs,
         min_deposited_epochs=2,
     )
     deployment = deploy_all(deployer, deploy_settings, rpc_url=context.rpc_url)
@@ -362,15 +365,36 @@ def _run(context: DemoContext) -> DemoSummary:
                 return False
         return True
 
-    claim_timeout = (settings.proof_window_epochs + 4) * settings.epoch_duration + 60
-    _wait_for(context, all_claimed, "every worker's epochs to be proven, claimed and withdrawn", claim_timeout)
+    # A verifier reads the receipts behind every proof of the deal, re-runs
+    # each call and compares, while the nodes prove, wait out the proof and
+    # challenge windows and claim.
+    verifier = DemoVerifier(
+        admin, VERIFIER, settings.work_dir / "verifier", deal_id=deal_id, gateway_url=context.gateway_url
+    )
+
+    def verified_and_claimed() -> bool:
+        verifier.run_pass()
+        return all_claimed()
+
+    claim_timeout = (settings.proof_window_epochs + settings.challenge_window_epochs + 4) * settings.epoch_duration + 60
+    try:
+        _wait_for(context, verified_and_claimed, "every worker's epochs to be proven, claimed and withdrawn", claim_timeout)
+    finally:
+        verifier.close()
+    verification = verifier.record()
+    context.progress(
+        f"verifier checked {format_count(verification.proofs_checked, 'epoch proof')} and re-executed "
+        f"{format_count(verification.calls_reexecuted, 'call')}: {format_count(verification.findings, 'fault')} found"
+    )
 
     leftover = developer.deals.withdrawable(deal_id)
     if leftover:
         developer.deals.withdraw(deal_id, leftover)
     context.progress(f"developer withdrew the remaining {developer.usdc.format(leftover)} USDC")
 
-    return _collect_summary(developer, deal_id, deposit, leftover, placements, calls)
+    summary = _collect_summary(developer, deal_id, deposit, leftover, placements, calls)
+    summary.verifier = verification
+    return summary
 
 
 def _collect_summary(

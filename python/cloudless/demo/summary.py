@@ -48,6 +48,14 @@ class ProviderRecord:
 
 
 @dataclass
+class VerifierRecord:
+    proofs_checked: int  # worker epoch proofs whose receipts the verifier read and checked
+    calls_reexecuted: int
+    findings: int  # faults found: an honest demo has none
+    actions: int  # challenges, fraud proofs and reports sent
+
+
+@dataclass
 class DemoSummary:
     deal_id: int
     status: str
@@ -62,6 +70,7 @@ class DemoSummary:
     placements: list[PlacementRecord] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
     providers: list[ProviderRecord] = field(default_factory=list)
+    verifier: VerifierRecord | None = None
 
     @property
     def receipts_verified(self) -> int:
@@ -117,6 +126,13 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
         f"+ left in the deal {summary.left_in_deal_usdc} (unproven epochs returned: {summary.returned_usdc})"
     )
     console.print(f"receipts verified: {summary.receipts_verified} of {format_count(len(summary.calls), 'call')}")
+    if summary.verifier is not None:
+        record = summary.verifier
+        console.print(
+            f"verifier: {format_count(record.proofs_checked, 'epoch proof')} checked, "
+            f"{format_count(record.calls_reexecuted, 'call')} re-executed, "
+            f"{format_count(record.findings, 'fault')} found, {format_count(record.actions, 'action')} taken"
+        )
     verdict = "[green]amounts add up[/green]" if summary.amounts_add_up else "[red]amounts do NOT add up[/red]"
     console.print(verdict)
 

@@ -1,4 +1,4 @@
-"""The gateway's HTTP API: packages, deals, calls and health."""
+"""The gateway's HTTP API: packages, deals, calls, the evidence feed and health."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from cloudless.cid import cid_from_bytes
 from cloudless.exceptions import CallRejectedError, ChainError, PackageError
 from cloudless.formatting import format_count
 from cloudless.gateway.dispatch import CallDispatcher
+from cloudless.gateway.evidence import EvidenceLog
 from cloudless.gateway.models import DealInfo, DealWorkerInfo, GatewayHealth, PackageInfo
 from cloudless.gateway.packages import PackageStore
 from cloudless.node.api import busy_response, error_response
@@ -52,10 +53,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _parse_since(text: str) -> int | None:
+    """Return the `since` query value as an int, or None when it is not a whole number of 0 or more."""
+    text = text.strip()
+    return int(text) if text.isdigit() and text.isascii() else None
+
+
 def create_gateway_app(
-    dispatcher: CallDispatcher, packages: PackageStore, health: Callable[[], GatewayHealth]
+    dispatcher: CallDispatcher,
+    packages: PackageStore,
+    health: Callable[[], GatewayHealth],
+    evidence: EvidenceLog,
 ) -> FastAPI:
-    """Build the FastAPI app; chain reads and node calls run in the thread pool."""
+    """Build the FastAPI app; chain reads, node calls and evidence file reads run in the thread pool."""
     app = FastAPI(title="Cloudless gateway", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/health")
@@ -128,6 +138,7 @@ def create_gateway_app(
             current_epoch=view.current_epoch,
             end_epoch=None if deal.end_epoch == OPEN_ENDED_EPOCH else deal.end_epoch,
             balance=deal.balance,
+            replication=view.replication,
             workers=workers,
         )
         return JSONResponse(content=info.model_dump(mode="json"))
@@ -151,5 +162,18 @@ def create_gateway_app(
             logger.warning("call deal %d function %s failed reading the chain: %s", deal_id, name, error)
             return error_response(503, "chain_unavailable", f"reading deal {deal_id} from the chain failed: {error}")
         return JSONResponse(status_code=reply.status, content=reply.body)
+
+    @app.get("/evidence")
+    async def get_evidence(request: Request) -> JSONResponse:
+        raw = request.query_params.get("since", "0")
+        since = _parse_since(raw)
+        if since is None:
+            logger.info("rejected evidence request: since=%r", raw[:40])
+            return error_response(
+                400, "invalid_since", f"invalid since {raw[:40]!r}: pass the id to start from, 0 or more, e.g. /evidence?since=0"
+            )
+        page = await run_in_threadpool(evidence.page, since)
+        logger.info("serving %d evidence items from id %d", len(page.items), since)
+        return JSONResponse(content=page.model_dump(mode="json"))
 
     return app

@@ -1,4 +1,4 @@
-"""Cached chain reads for the gateway: deals, their workers, peer signers and provider endpoints."""
+"""Cached chain reads for the gateway: deals, their replication and workers, peer signers and provider endpoints."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from eth_utils import to_checksum_address
 
 from cloudless.chain.session import Session
 from cloudless.chain.types import Deal, DealStatus, Worker
+from cloudless.exceptions import ConfigError
 from cloudless.formatting import format_count
 
 __all__ = ["ChainView", "DealView", "TtlCache", "WorkerRoute", "resolve_endpoint"]
@@ -82,6 +83,8 @@ class DealView:
     status: DealStatus
     current_epoch: int
     workers: tuple[WorkerRoute, ...]
+    # Workers of distinct providers that must run each call (`ChallengeManager.replicationOf`).
+    replication: int = 1
 
     def serving_workers(self) -> list[WorkerRoute]:
         """Return the workers that take calls now: active, not ended, with a known endpoint."""
@@ -102,6 +105,11 @@ class ChainView:
         self._session = session
         self._cache = TtlCache(ttl_seconds)
         self._endpoints = dict(endpoints)
+        try:
+            self._challenges = session.challenges
+        except ConfigError as error:
+            logger.warning("every deal runs with replication 1: %s", error)
+            self._challenges = None
 
     def current_epoch(self, *, fresh: bool = False) -> int:
         if fresh:
@@ -121,6 +129,13 @@ class ChainView:
         """Return the deal with its workers; call `deal_exists` first, because an unknown id reverts."""
         return self._cache.get(("deal", deal_id), lambda: self._load_deal(deal_id))
 
+    def caller_allowed(self, deal_id: int, caller: str) -> bool:
+        """Whether the deal counts requests that `caller` signs; every caller without a ChallengeManager."""
+        challenges = self._challenges
+        if challenges is None:
+            return True
+        return self._cache.get(("caller", deal_id, caller.lower()), lambda: challenges.is_caller_allowed(deal_id, caller))
+
     def _load_deal(self, deal_id: int) -> DealView:
         deals = self._session.deals
         deal = deals.get_deal(deal_id)
@@ -129,8 +144,15 @@ class ChainView:
         for worker_id in deals.deal_worker_ids(deal_id):
             worker = deals.get_worker(worker_id)
             routes.append(WorkerRoute(worker, self._signer(worker.peer_id), self.endpoint(worker.provider)))
-        logger.debug("read deal %d from chain: %s, %s", deal_id, status.name, format_count(len(routes), "worker"))
-        return DealView(deal, status, self.current_epoch(), tuple(routes))
+        replication = 1 if self._challenges is None else self._challenges.replication_of(deal_id)
+        logger.debug(
+            "read deal %d from chain: %s, %s, replication %d",
+            deal_id,
+            status.name,
+            format_count(len(routes), "worker"),
+            replication,
+        )
+        return DealView(deal, status, self.current_epoch(), tuple(routes), replication)
 
     def _signer(self, peer_id: int) -> str:
         # A peer's signer never changes, so it is cached for as long as the gateway runs.

@@ -33,6 +33,7 @@ class GatewayConfig(BaseModel):
     caller_account_index: Annotated[int, Field(ge=0, le=999)] = DEFAULT_CALLER_ACCOUNT_INDEX
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8600
+    # Uploaded packages go to `packages/` and the evidence feed to `evidence.jsonl` here.
     data_dir: Path = Path(".cloudless/gateway")
     request_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
     call_deadline_seconds: Annotated[int, Field(ge=5, le=3600)] = 60

@@ -1,29 +1,38 @@
-"""Sending a call to a deal's workers: sign the request, pick workers round-robin, fail over, verify."""
+"""Sending a call to a deal's workers: sign the request, pick workers, fail over, verify, replicate.
+
+A deal with replication 1 runs each call on one worker, picked round-robin,
+and fails over to the next worker. A deal with replication k > 1 sends the
+same signed request to k workers of different providers at once, picked
+by `ReplicationPlan`, and returns a result only when their receipts agree.
+"""
 
 from __future__ import annotations
 
 import base64
-import binascii
 import itertools
-import json
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import httpx
 from eth_account import Account
-from pydantic import ValidationError
 
 from cloudless.chain.types import DealStatus
-from cloudless.exceptions import CallRejectedError, ReceiptVerificationError
+from cloudless.exceptions import CallRejectedError
 from cloudless.gateway.chain_view import ChainView, DealView, WorkerRoute
-from cloudless.gateway.models import CallFailure, CallSuccess
-from cloudless.gateway.verify import ReceiptExpectation, verify_call_receipt
-from cloudless.node.models import CallReply
+from cloudless.gateway.evidence import EvidenceLog
+from cloudless.gateway.replies import GatewayReply, replication_unavailable, result_reply, settle_verdict
+from cloudless.gateway.replication import Replica, ReplicationPlan, WorkerFailure, serving_providers
+from cloudless.gateway.worker_calls import (
+    ERROR_KIND_STATUS,
+    SignedCall,
+    WorkerCallFailed,
+    WorkerCaller,
+    WorkerResult,
+)
 from cloudless.receipts.eip712 import CallRequest, Domain
 from cloudless.receipts.models import SignedCallRequest
 
@@ -31,38 +40,17 @@ __all__ = ["CallDispatcher", "GatewayReply", "ERROR_KIND_STATUS"]
 
 logger = logging.getLogger("cloudless.gateway")
 
-# HTTP status the gateway returns for a call that failed inside the function or runtime.
-ERROR_KIND_STATUS: dict[str, int] = {
-    "function_not_found": 404,
-    "invalid_input": 422,
-    "guest_error": 422,
-    "fuel_exhausted": 422,
-    "memory_limit": 422,
-    "timeout": 422,
-    "trap": 422,
-    "stack_overflow": 422,
-    "invalid_output": 422,
-    "output_too_large": 422,
-}
-
-
-@dataclass(frozen=True)
-class GatewayReply:
-    status: int
-    body: dict[str, Any]
-
-
-class _WorkerFailed(Exception):
-    """One worker did not give a usable reply, so the dispatcher tries the next one."""
-
-    def __init__(self, message: str, *, bad_receipt: bool = False, busy: bool = False) -> None:
-        super().__init__(message)
-        self.bad_receipt = bad_receipt
-        self.busy = busy  # the node rejected the call with 503 "busy", at its concurrent call limit
+# Requests to workers in flight at once across all replicated calls; more wait in the pool's queue.
+DEFAULT_MAX_PARALLEL_REQUESTS = 32
 
 
 class CallDispatcher:
-    """Runs calls through the workers of a deal. Thread-safe: one instance serves every request."""
+    """Runs calls through the workers of a deal. Thread-safe: one instance serves every request.
+
+    Disagreements between replicas go to `evidence`, an in-memory
+    `EvidenceLog` unless one is passed. Call `close` to stop the thread pool
+    that sends replicated requests.
+    """
 
     def __init__(
         self,
@@ -73,16 +61,24 @@ class CallDispatcher:
         *,
         deadline_seconds: int,
         now: Callable[[], float] = time.time,
+        evidence: EvidenceLog | None = None,
+        max_parallel_requests: int = DEFAULT_MAX_PARALLEL_REQUESTS,
     ) -> None:
         self._view = view
         self._domain = domain
         self._caller_key = caller_key
         self.caller = Account.from_key(caller_key).address
-        self._http = http
+        self._workers = WorkerCaller(view, domain, http)
         self._deadline_seconds = deadline_seconds
         self._now = now
         self._counters: dict[int, itertools.count[int]] = {}
         self._counters_lock = threading.Lock()
+        self.evidence = evidence if evidence is not None else EvidenceLog()
+        self._pool = ThreadPoolExecutor(max_workers=max_parallel_requests, thread_name_prefix="gateway-replica")
+
+    def close(self) -> None:
+        """Stop the thread pool; requests still in flight finish, queued ones are dropped."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def load_deal(self, deal_id: int) -> DealView:
         """Return the deal, raising CallRejectedError (404) when it does not exist."""
@@ -95,6 +91,13 @@ class CallDispatcher:
         deal = self.load_deal(deal_id)
         if deal.status == DealStatus.ENDED:
             raise CallRejectedError(f"deal {deal_id} has status ENDED and takes no calls", status=409, kind="deal_ended")
+        if not self._view.caller_allowed(deal_id, self.caller):
+            raise CallRejectedError(
+                f"the gateway's caller key {self.caller} is not an allowed caller of deal {deal_id}, so nodes "
+                f"reject its requests; the deal's owner adds it with `cloudless deal callers {deal_id} --allow {self.caller}`",
+                status=403,
+                kind="caller_not_allowed",
+            )
         routes = deal.serving_workers()
         if not routes:
             raise CallRejectedError(
@@ -103,40 +106,55 @@ class CallDispatcher:
                 status=409,
                 kind="no_active_worker",
             )
+        if deal.replication > 1:
+            providers = serving_providers(routes)
+            if len(providers) < deal.replication:
+                raise replication_unavailable(deal_id, deal.replication, providers)
 
+        call = self._sign(deal, function, input_bytes)
+        if deal.replication > 1:
+            return self._call_replicated(call, routes)
+        return self._call_one(call, routes)
+
+    def _sign(self, deal: DealView, function: str, input_bytes: bytes) -> SignedCall:
         request = CallRequest.for_input(
-            deal_id=deal_id,
+            deal_id=deal.deal.deal_id,
             function_name=function,
             input=input_bytes,
             nonce=secrets.randbits(128),
             deadline=int(self._now()) + self._deadline_seconds,
         )
         signed = SignedCallRequest.sign(request, self._caller_key, self._domain)
-        digest = signed.digest(self._domain)
         payload = {"request": signed.to_dict(), "input_b64": base64.b64encode(input_bytes).decode("ascii")}
+        return SignedCall(deal, function, input_bytes, signed, signed.digest(self._domain), payload)
 
+    # ------------------------------------------------------ replication 1
+
+    def _call_one(self, call: SignedCall, routes: list[WorkerRoute]) -> GatewayReply:
+        deal_id = call.deal_id
         failures: list[str] = []
         bad_receipts = 0
         busy_workers = 0
         for attempt, route in enumerate(self._rotation(deal_id, routes)):
             if attempt:
                 logger.info(
-                    "retrying deal %d request %s on worker %d (attempt %d)", deal_id, digest.hex()[:12], route.worker_id, attempt + 1
+                    "retrying deal %d request %s on worker %d (attempt %d)", deal_id, call.short_digest, route.worker_id, attempt + 1
                 )
             try:
-                reply = self._send(deal, route, payload, digest, function)
-            except _WorkerFailed as failure:
-                logger.warning("deal %d worker %d request %s failed: %s", deal_id, route.worker_id, digest.hex()[:12], failure)
+                replica = self._workers.attempt(call, route)
+            except WorkerCallFailed as failure:
+                logger.warning("deal %d worker %d request %s failed: %s", deal_id, route.worker_id, call.short_digest, failure)
                 failures.append(f"worker {route.worker_id}: {failure}")
                 bad_receipts += failure.bad_receipt
                 busy_workers += failure.busy
                 continue
+            reply = result_reply([replica], replication=1)
             logger.info(
                 "call deal %d worker %d request %s function %s: status %d",
                 deal_id,
                 route.worker_id,
-                digest.hex()[:12],
-                function,
+                call.short_digest,
+                call.function,
                 reply.status,
             )
             return reply
@@ -152,102 +170,35 @@ class CallDispatcher:
             f"no worker of deal {deal_id} returned a valid reply: " + "; ".join(failures), status=502, kind=kind
         )
 
+    # ------------------------------------------------------ replication k
+
+    def _call_replicated(self, call: SignedCall, routes: list[WorkerRoute]) -> GatewayReply:
+        """Send the call to k workers of distinct providers at once and judge their receipts."""
+        plan: ReplicationPlan[WorkerResult] = ReplicationPlan(self._rotation(call.deal_id, routes), call.deal.replication)
+        pending: dict[Future[Replica[WorkerResult]], WorkerRoute] = {}
+
+        def send(targets: Iterable[WorkerRoute]) -> None:
+            for route in targets:
+                pending[self._pool.submit(self._workers.attempt, call, route)] = route
+
+        send(plan.start())
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                route = pending.pop(future)
+                try:
+                    replica = future.result()
+                except WorkerCallFailed as failure:
+                    logger.warning(
+                        "deal %d worker %d request %s failed: %s", call.deal_id, route.worker_id, call.short_digest, failure
+                    )
+                    send(plan.failed(WorkerFailure(route, str(failure), busy=failure.busy, bad_receipt=failure.bad_receipt)))
+                else:
+                    send(plan.succeeded(replica))
+        return settle_verdict(call, plan.verdict(), self.evidence)
+
     def _rotation(self, deal_id: int, routes: list[WorkerRoute]) -> list[WorkerRoute]:
         with self._counters_lock:
             counter = self._counters.setdefault(deal_id, itertools.count())
             start = next(counter) % len(routes)
         return routes[start:] + routes[:start]
-
-    def _send(
-        self, deal: DealView, route: WorkerRoute, payload: dict[str, Any], digest: bytes, function: str
-    ) -> GatewayReply:
-        url = f"{route.endpoint}/workers/{route.worker_id}/call"
-        try:
-            response = self._http.post(url, json=payload)
-        except httpx.TransportError as error:
-            raise _WorkerFailed(f"POST {url} failed: {type(error).__name__}: {error}") from error
-        if response.status_code >= 500:
-            # A busy node ran nothing, so the next worker gets the same signed request.
-            raise _WorkerFailed(
-                f"POST {url} returned {response.status_code}: {response.text[:300]}",
-                busy=response.status_code == 503 and _error_kind(response) == "busy",
-            )
-        try:
-            body = response.json()
-        except ValueError as error:
-            raise _WorkerFailed(f"POST {url} returned {response.status_code} with a body that is not JSON") from error
-        if not isinstance(body, dict) or "receipt" not in body:
-            # The node rejected the call before running it, so there is no receipt.
-            raise _WorkerFailed(f"POST {url} returned {response.status_code}: {json.dumps(body)[:300]}")
-        try:
-            reply = CallReply.model_validate(body)
-            output = base64.b64decode(reply.output_b64, validate=True)
-        except (ValidationError, binascii.Error) as error:
-            raise _WorkerFailed(f"POST {url} returned a malformed call reply: {error}", bad_receipt=True) from error
-
-        self._verify(deal, route, reply, output, digest)
-        return self._result(deal, route, reply, output, function)
-
-    def _verify(self, deal: DealView, route: WorkerRoute, reply: CallReply, output: bytes, digest: bytes) -> None:
-        receipt = reply.receipt
-        min_epoch = max(route.worker.joined_epoch, deal.current_epoch)
-        # The cached epoch may be behind the chain, so read it again before rejecting a later epoch.
-        max_epoch = deal.current_epoch
-        if receipt.epoch > max_epoch:
-            max_epoch = self._view.current_epoch(fresh=True)
-        expected = ReceiptExpectation(
-            request_hash=digest,
-            worker_id=route.worker_id,
-            app_cid=deal.deal.app_cid,
-            signer=route.signer,
-            min_epoch=min_epoch,
-            max_epoch=max_epoch,
-        )
-        try:
-            verify_call_receipt(receipt, output, expected, self._domain)
-        except ReceiptVerificationError as error:
-            raise _WorkerFailed(f"rejected receipt: {error}", bad_receipt=True) from error
-
-    def _result(
-        self, deal: DealView, route: WorkerRoute, reply: CallReply, output: bytes, function: str
-    ) -> GatewayReply:
-        deal_id = deal.deal.deal_id
-        receipt = reply.receipt
-        if reply.ok:
-            try:
-                decoded = json.loads(output)
-            except ValueError as error:
-                raise _WorkerFailed(f"worker output is not JSON: {error}", bad_receipt=True) from error
-            success = CallSuccess(
-                deal_id=deal_id,
-                function=function,
-                worker_id=route.worker_id,
-                output=decoded,
-                receipt=receipt,
-                receipt_verified=True,
-                fuel_used=receipt.fuel_used,
-            )
-            return GatewayReply(200, success.model_dump(mode="json"))
-
-        if reply.error is None:
-            raise _WorkerFailed("worker reply has ok=false but no error", bad_receipt=True)
-        failure = CallFailure(
-            error=reply.error,
-            deal_id=deal_id,
-            function=function,
-            worker_id=route.worker_id,
-            receipt=receipt,
-            receipt_verified=True,
-            fuel_used=receipt.fuel_used,
-        )
-        status = ERROR_KIND_STATUS.get(reply.error.kind, 422)
-        return GatewayReply(status, failure.model_dump(mode="json", exclude_none=True))
-
-
-def _error_kind(response: httpx.Response) -> str | None:
-    """Return the `error.kind` of a JSON error reply, or None when the body has none."""
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        return None
-    return error.get("kind") if isinstance(error, dict) else None

@@ -13,15 +13,19 @@ from cloudless.gateway.api import create_gateway_app
 from cloudless.gateway.chain_view import ChainView
 from cloudless.gateway.config import GatewayConfig
 from cloudless.gateway.dispatch import CallDispatcher
+from cloudless.gateway.evidence import EvidenceLog
 from cloudless.gateway.models import GatewayHealth
 from cloudless.gateway.packages import PackageStore
 from cloudless.node.http_server import ServerThread
 from cloudless.receipts.eip712 import Domain
 from cloudless.signals import run_until_signal
 
-__all__ = ["Gateway", "run_gateway"]
+__all__ = ["EVIDENCE_FILE_NAME", "Gateway", "run_gateway"]
 
 logger = logging.getLogger("cloudless.gateway")
+
+# The evidence feed's JSONL file, under the gateway's data directory.
+EVIDENCE_FILE_NAME = "evidence.jsonl"
 
 
 class Gateway:
@@ -34,6 +38,7 @@ class Gateway:
         self._stopped = False
         self.session: Session | None = None
         self.dispatcher: CallDispatcher | None = None
+        self.evidence: EvidenceLog | None = None
 
     @property
     def url(self) -> str:
@@ -54,9 +59,16 @@ class Gateway:
             verifying_contract=session.deployment.address("ExecutionReceipts"),
         )
         view = ChainView(session, ttl_seconds=config.cache_ttl_seconds, endpoints=config.endpoints)
+        evidence = EvidenceLog(config.data_dir / EVIDENCE_FILE_NAME)
+        self.evidence = evidence
         self._http = httpx.Client(timeout=config.request_timeout_seconds)
         self.dispatcher = CallDispatcher(
-            view, domain, config.resolve_caller_key(), self._http, deadline_seconds=config.call_deadline_seconds
+            view,
+            domain,
+            config.resolve_caller_key(),
+            self._http,
+            deadline_seconds=config.call_deadline_seconds,
+            evidence=evidence,
         )
         packages = PackageStore(config.data_dir / "packages")
         dispatcher = self.dispatcher
@@ -70,7 +82,7 @@ class Gateway:
                 epoch=view.current_epoch(),
             )
 
-        app = create_gateway_app(self.dispatcher, packages, health)
+        app = create_gateway_app(self.dispatcher, packages, health, evidence)
         self._server = ServerThread(app, config.host, config.port, logger_name="cloudless.gateway")
         self._server.start()
         logger.info(
@@ -87,6 +99,8 @@ class Gateway:
         logger.info("stopping gateway")
         if self._server is not None:
             self._server.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.close()
         if self._http is not None:
             self._http.close()
         logger.info("gateway stopped")

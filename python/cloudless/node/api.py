@@ -1,9 +1,17 @@
-"""The provider node's HTTP API: `GET /health` and `POST /workers/{worker_id}/call`."""
+"""The provider node's HTTP API.
+
+- `GET /health`: the node, its peers and workers.
+- `POST /workers/{worker_id}/call`: run one signed call.
+- `GET /workers/{worker_id}/epochs/{epoch}/receipts`: an epoch's proof totals
+  and every receipt with its request, input and Merkle opening, for verifiers.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
+from typing import Protocol
 
 import anyio
 import anyio.to_thread
@@ -13,11 +21,28 @@ from fastapi.responses import JSONResponse
 
 from cloudless.exceptions import CallRejectedError
 from cloudless.node.calls import BUSY_RETRY_AFTER_SECONDS, CallAdmission, CallService
+from cloudless.node.epoch_records import EpochPrunedError, EpochRecords
 from cloudless.node.models import CallBody, ErrorBody, ErrorInfo, NodeHealth
+from cloudless.node.workers import TrackedWorker
 
 __all__ = ["busy_response", "create_node_app", "error_response"]
 
 logger = logging.getLogger("cloudless.node")
+
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,77}")
+
+
+class KnownWorkers(Protocol):
+    """The part of WorkerTracker that the receipts endpoint reads."""
+
+    def get(self, worker_id: int) -> TrackedWorker | None: ...
+
+
+def _parse_id(name: str, text: str, bits: int) -> int:
+    """Parse a decimal path segment into an unsigned integer of `bits` bits, or raise ValueError naming it."""
+    if _DECIMAL.fullmatch(text) is None or int(text) >= 2**bits:
+        raise ValueError(f"{name} {text!r} is not a decimal integer from 0 to 2**{bits} - 1")
+    return int(text)
 
 
 def error_response(status: int, kind: str, message: str, *, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -32,13 +57,19 @@ def busy_response(message: str) -> JSONResponse:
 
 
 def create_node_app(
-    calls: CallService, health: Callable[[], NodeHealth], *, max_concurrent_calls: int
+    calls: CallService,
+    health: Callable[[], NodeHealth],
+    *,
+    max_concurrent_calls: int,
+    records: EpochRecords | None = None,
+    workers: KnownWorkers | None = None,
 ) -> FastAPI:
     """Build the FastAPI app.
 
     At most `max_concurrent_calls` calls run at once, each in a worker thread
     of its own. The event loop rejects a call past that limit with 503
-    "busy" before it takes a thread, so excess calls never queue.
+    "busy" before it takes a thread, so excess calls never queue. The
+    receipts endpoint exists when `records` and `workers` are given.
     """
     app = FastAPI(title="Cloudless provider node", docs_url=None, redoc_url=None, openapi_url=None)
     admission = CallAdmission(max_concurrent_calls)
@@ -79,6 +110,12 @@ def create_node_app(
         finally:
             admission.leave()
 
+    if records is not None and workers is not None:
+
+        @app.get("/workers/{worker_id}/epochs/{epoch}/receipts")
+        def get_epoch_receipts(worker_id: str, epoch: str) -> JSONResponse:
+            return epoch_receipts_response(records, workers, worker_id, epoch)
+
     def run_call(worker_id: int, body: CallBody) -> JSONResponse:
         try:
             outcome = calls.handle(worker_id, body)
@@ -105,3 +142,19 @@ def create_node_app(
         return JSONResponse(status_code=outcome.status, content=outcome.reply.model_dump(mode="json"))
 
     return app
+
+
+def epoch_receipts_response(records: EpochRecords, workers: KnownWorkers, worker_text: str, epoch_text: str) -> JSONResponse:
+    """Reply to `GET /workers/{worker_id}/epochs/{epoch}/receipts`: 200, 400, 404 unknown_worker or 410 pruned."""
+    try:
+        worker_id = _parse_id("worker id", worker_text, 256)
+        epoch = _parse_id("epoch", epoch_text, 64)
+    except ValueError as error:
+        return error_response(400, "invalid_request", str(error))
+    if workers.get(worker_id) is None:
+        return error_response(404, "unknown_worker", f"worker {worker_id} is not on any peer of this node")
+    try:
+        record = records.record(worker_id, epoch)
+    except EpochPrunedError as error:
+        return error_response(410, "pruned", f"{error}; the node keeps receipts only until then")
+    return JSONResponse(content=record.to_json())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cloudless.exceptions import (
     CallRejectedError,
+    ChainError,
     FunctionNotFoundError,
     InvalidInputError,
     InvalidSignatureError,
@@ -20,6 +21,9 @@ from cloudless.exceptions import (
     RequestExpiredError,
     WasmCallError,
 )
+from cloudless.node.callers import CallerPolicy
+from cloudless.node.cheats import Cheats
+from cloudless.node.evidence_store import CallEvidence, EvidenceStore
 from cloudless.node.models import CallBody, CallReply, ErrorInfo, error_envelope
 from cloudless.node.packages import PackageCache
 from cloudless.node.prover import EpochClock
@@ -111,15 +115,20 @@ class ReplayGuard:
             self._seen.discard(digest)
 
     @classmethod
-    def from_store(cls, store: ReceiptStore) -> ReplayGuard:
-        """Seed the guard with the request hash of every stored receipt."""
+    def from_store(cls, store: ReceiptStore, also_seen: Iterable[bytes] = ()) -> ReplayGuard:
+        """Seed the guard with the request hash of every stored receipt and with `also_seen`.
+
+        `also_seen` is for requests whose receipts were pruned while their
+        deadline had not passed: a second receipt for one of them would be
+        proof of a replay against the provider.
+        """
         seen = [
             receipt.request_hash
             for worker_id in store.workers()
             for epoch in store.epochs(worker_id)
             for receipt in store.receipts(worker_id, epoch)
         ]
-        return cls(seen)
+        return cls([*seen, *also_seen])
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,8 @@ class CallService:
 
     `signer_keys` maps each peer signer's checksum address to its private key.
     `runtime` is a `WasmRuntime`, which is safe to call from several threads.
+    With `evidence`, each call's signed request and input are stored before
+    its receipt. `cheats` are deliberate protocol violations for tests.
     """
 
     def __init__(
@@ -150,6 +161,9 @@ class CallService:
         replay: ReplayGuard,
         now: Callable[[], float] = time.time,
         deal_data_root: Path | None = None,
+        evidence: EvidenceStore | None = None,
+        cheats: Cheats | None = None,
+        callers: CallerPolicy | None = None,
     ) -> None:
         self._tracker = tracker
         self._packages = packages
@@ -160,6 +174,9 @@ class CallService:
         self._signer_keys = dict(signer_keys)
         self._replay = replay
         self._now = now
+        self._evidence = evidence
+        self._cheats = cheats or Cheats()
+        self._callers = callers or CallerPolicy(None)
         # Each deal's files live in `deal_data_root/deal-<id>`, which guests
         # with the "files" grant see at /data. None: no directory is mapped.
         self._deal_data_root = deal_data_root
@@ -175,6 +192,7 @@ class CallService:
                 kind="wrong_deal",
             )
         self._check_signature(body)
+        self._check_caller(body)
         input_bytes = self._check_input(body)
 
         digest = request.digest(self._domain)
@@ -227,6 +245,24 @@ class CallService:
         except InvalidSignatureError as error:
             raise CallRejectedError(str(error), status=401, kind="invalid_signature") from error
 
+    def _check_caller(self, body: CallBody) -> None:
+        request = body.request
+        try:
+            allowed = self._callers.allows(request.deal_id, request.signer)
+        except ChainError as error:
+            raise CallRejectedError(
+                f"could not read the allowed callers of deal {request.deal_id}: {error}; retry later",
+                status=503,
+                kind="chain_unavailable",
+            ) from error
+        if not allowed:
+            raise CallRejectedError(
+                f"caller {request.signer} is not an allowed caller of deal {request.deal_id}; "
+                "the deal's owner adds callers with `cloudless deal callers`",
+                status=403,
+                kind="caller_not_allowed",
+            )
+
     @staticmethod
     def _check_input(body: CallBody) -> bytes:
         try:
@@ -268,12 +304,13 @@ class CallService:
             wall_ms = (time.perf_counter() - started) * 1000
             status = _FAILED_CALL_STATUS.get(failure.kind, 200)
         else:
-            output = result.output
+            output = self._cheats.call_output(result.output)
             fuel_used = result.fuel_used
             stdout = result.stdout
             wall_ms = result.wall_ms
 
-        receipt = self._sign_and_store(tracked, digest, output, fuel_used)
+        call = CallEvidence(request_hash=digest, request=body.request, input=input_bytes)
+        receipt = self._sign_and_store(tracked, call, output, fuel_used)
         reply = CallReply(
             ok=error is None,
             output_b64=base64.b64encode(output).decode("ascii"),
@@ -297,13 +334,21 @@ class CallService:
         )
         return CallOutcome(status=status, reply=reply)
 
-    def _sign_and_store(self, tracked: TrackedWorker, digest: bytes, output: bytes, fuel_used: int) -> SignedReceipt:
-        """Sign the receipt in the current chain epoch and append it durably before the reply goes out."""
+    def _sign_and_store(self, tracked: TrackedWorker, call: CallEvidence, output: bytes, fuel_used: int) -> SignedReceipt:
+        """Sign the receipt in the current chain epoch and store it and its call durably before the reply goes out.
+
+        The call goes to disk first: a crash before the receipt leaves a call
+        without a receipt, which is harmless, and never the reverse, which
+        would leave a receipt that no challenge answer could open.
+        """
         key = self._signer_keys[tracked.signer]
         output_hash = hash_output(output)
         worker_id = tracked.worker_id
+        digest = call.request_hash
         with self._clock.lock(worker_id):
             epoch = self._clock.current()
+            if self._evidence is not None:
+                self._evidence.append(worker_id, epoch, call)
 
             def build(sequence: int) -> SignedReceipt:
                 receipt = Receipt(
@@ -317,4 +362,22 @@ class CallService:
                 )
                 return SignedReceipt.sign(receipt, key, self._domain)
 
-            return self._store.append_next(worker_id, build)
+            receipt = self._store.append_next(worker_id, build)
+            if self._cheats:
+                self._run_cheat(self._cheats.after_receipt, tracked, call, receipt)
+        if self._cheats:
+            self._run_cheat(self._cheats.after_call, tracked, call, receipt)
+        return receipt
+
+    @staticmethod
+    def _run_cheat(
+        hook: Callable[[TrackedWorker, CallEvidence, SignedReceipt], None],
+        tracked: TrackedWorker,
+        call: CallEvidence,
+        receipt: SignedReceipt,
+    ) -> None:
+        # The real call succeeded, so a failing cheat must not turn it into an error reply.
+        try:
+            hook(tracked, call, receipt)
+        except Exception as error:  # noqa: BLE001
+            logger.exception("cheat hook %s failed for worker %d: %s", hook.__name__, tracked.worker_id, error)

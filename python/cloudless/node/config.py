@@ -16,6 +16,7 @@ from eth_account import Account
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from cloudless.exceptions import ConfigError
+from cloudless.node.cheats import check_cheat_names
 
 __all__ = [
     "ClaimSettings",
@@ -118,6 +119,20 @@ class NodeConfig(_Strict):
     claim: ClaimSettings = ClaimSettings()
     # Calls that run at once. The node rejects more with 503 "busy" instead of queueing them.
     max_concurrent_calls: Annotated[int, Field(ge=1)] = Field(default_factory=lambda: usable_cpu_count())
+    # Deliberate protocol violations, for tests and demonstrations of the
+    # proof system only (see cloudless.node.cheats). Empty for a real node.
+    cheat: list[str] = []
+
+    @field_validator("cheat", mode="before")
+    @classmethod
+    def _cheat_list(cls, value: object) -> object:
+        # One cheat may be written without a list.
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("cheat")
+    @classmethod
+    def _check_cheats(cls, value: list[str]) -> list[str]:
+        return check_cheat_names(value)
 
     @field_validator("provider_key")
     @classmethod

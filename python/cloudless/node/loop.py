@@ -1,14 +1,20 @@
-"""The node's background loop: sync workers, load packages, prove epochs, claim and withdraw."""
+"""The node's background loop: sync workers, answer challenges, load packages, prove epochs, claim, withdraw and prune."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from cloudless.formatting import format_count
+from cloudless.node.cheats import Cheats
 from cloudless.node.packages import PackageCache
 from cloudless.node.prover import EpochClock, EpochProver
 from cloudless.node.workers import TrackedWorker, WorkerTracker
+
+if TYPE_CHECKING:
+    from cloudless.node.answers import ChallengeAnswerer
+    from cloudless.node.epoch_records import EpochRecords
 
 __all__ = ["NodeLoop"]
 
@@ -21,7 +27,13 @@ _BACKOFF_MAX_SECONDS = 30.0
 
 
 class NodeLoop:
-    """Runs `run_once` every `interval_seconds` in a daemon thread until `stop`."""
+    """Runs `run_once` every `interval_seconds` in a daemon thread until `stop`.
+
+    With `answerer`, each round answers open challenges first. With
+    `records`, each round then deletes the records of epochs that are
+    `kept_epochs` (proof window plus challenge window) or more epochs past
+    their end, except epochs with an open challenge.
+    """
 
     def __init__(
         self,
@@ -32,6 +44,10 @@ class NodeLoop:
         clock: EpochClock,
         interval_seconds: float,
         claim_enabled: bool,
+        answerer: ChallengeAnswerer | None = None,
+        records: EpochRecords | None = None,
+        kept_epochs: int = 0,
+        cheats: Cheats | None = None,
     ) -> None:
         self._tracker = tracker
         self._packages = packages
@@ -39,6 +55,11 @@ class NodeLoop:
         self._clock = clock
         self._interval = interval_seconds
         self._claim_enabled = claim_enabled
+        self._answerer = answerer
+        self._records = records
+        self._kept_epochs = kept_epochs
+        self._cheats = cheats or Cheats()
+        self._answer_failures = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._worker_failures: dict[int, int] = {}  # worker id -> failed cycles in a row
@@ -80,10 +101,13 @@ class NodeLoop:
     def run_once(self) -> None:
         """Run one cycle. Errors of one worker are logged and do not stop the others."""
         workers = self._tracker.sync()
+        # The epoch is read before the challenge logs: a challenge in a later
+        # block cannot be of an epoch that `_prune` deletes this round.
         current = self._clock.current()
         if current != self.last_epoch:
             logger.info("chain epoch is %d; tracking %s", current, format_count(len(workers), "worker"))
         self.last_epoch = current
+        challenges_read = self._answer_challenges()
 
         for tracked in workers:
             if self._stop.is_set():
@@ -99,7 +123,36 @@ class NodeLoop:
 
         if self._claim_enabled:
             self._prover.withdraw_earnings()
+        if challenges_read:
+            self._prune(current)
         self.cycles += 1
+
+    def _answer_challenges(self) -> bool:
+        """Answer open challenges; return whether every challenge log up to now was read."""
+        if self._answerer is None:
+            return True
+        try:
+            self._answerer.run_once()
+        except Exception as error:  # noqa: BLE001 - proofs and claims go on; the next round retries
+            self._answer_failures += 1
+            count = self._answer_failures
+            if count & (count - 1) == 0:
+                logger.warning("reading or answering challenges failed (%d rounds in a row): %s", count, error)
+                logger.debug("challenge answer failure", exc_info=True)
+            return False
+        if self._answer_failures:
+            logger.info("challenge answers recovered after %d failed rounds", self._answer_failures)
+        self._answer_failures = 0
+        return True
+
+    def _prune(self, current: int) -> None:
+        if self._records is None:
+            return
+        open_epochs = self._answerer.open_epochs() if self._answerer is not None else set()
+        try:
+            self._records.prune(current - self._kept_epochs, open_epochs)
+        except Exception as error:  # noqa: BLE001 - pruning is retried next round
+            logger.warning("pruning records before epoch %d failed: %s", current - self._kept_epochs, error)
 
     def _log_worker_failure(self, tracked: TrackedWorker, current: int, error: Exception) -> None:
         # A failure that repeats every cycle is logged on its 1st, 2nd, 4th, 8th ... occurrence.
@@ -123,6 +176,7 @@ class NodeLoop:
         # `ensure` raises when the package cannot be fetched or verified.
         if not tracked.settled():
             self._packages.ensure(tracked.app_cid)
+        self._cheats.before_proofs(tracked)
         self._prover.prove(tracked, current)
         if self._claim_enabled:
             self._prover.claim(tracked)

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from eth_account import Account
 
+from cloudless.chain.challenges import ChallengeClient
 from cloudless.chain.deployment import Deployment
 from cloudless.chain.session import Session, connect
+from cloudless.exceptions import ConfigError
+from cloudless.node.answers import ChallengeAnswerer
 from cloudless.node.api import create_node_app
+from cloudless.node.callers import CallerPolicy
 from cloudless.node.chain_identity import check_chain_identity
 from cloudless.node.calls import CallService, ReplayGuard
+from cloudless.node.cheats import Cheats
 from cloudless.node.config import NodeConfig, load_node_config
+from cloudless.node.epoch_records import EpochRecords
+from cloudless.node.evidence_store import EvidenceStore
 from cloudless.node.http_server import ServerThread
 from cloudless.node.loop import NodeLoop
 from cloudless.node.models import NodeHealth, PeerHealth, WorkerHealth
@@ -41,11 +49,15 @@ class ProviderNode:
         self._loop: NodeLoop | None = None
         self._runtime: WasmRuntime | None = None
         self._store: ReceiptStore | None = None
+        self._evidence: EvidenceStore | None = None
         self._peer_cus: dict[str, int] = {}
         self.session: Session | None = None
         self.registration: ProviderRegistration | None = None
         self.tracker: WorkerTracker | None = None
         self.store: ReceiptStore | None = None
+        self.evidence: EvidenceStore | None = None
+        self.records: EpochRecords | None = None
+        self.answerer: ChallengeAnswerer | None = None
 
     def start(self) -> None:
         """Sync with the chain, open the receipt store and runtime, then start the loop and the HTTP API."""
@@ -81,7 +93,8 @@ class ProviderNode:
         )
         data_dir = config.data_dir
         self.store = self._store = ReceiptStore(data_dir / "receipts", domain)
-        replay = ReplayGuard.from_store(self._store)
+        self.evidence = self._evidence = EvidenceStore(data_dir / "evidence")
+        replay = ReplayGuard.from_store(self._store, self._evidence.live_request_hashes(now=int(time.time())))
         logger.info("loaded %d stored receipts from %s", len(replay), data_dir / "receipts")
         self._runtime = WasmRuntime(data_dir / "compiled")
         packages = PackageCache(self._runtime, data_dir / "packages", config.package_sources)
@@ -89,13 +102,28 @@ class ProviderNode:
         peer_signers = {peer_id: signer for signer, peer_id in registration.peer_ids.items()}
         self.tracker = WorkerTracker(session, peer_signers, session.deployment.start_block)
         clock = EpochClock(session)
+        cheats = Cheats(
+            config.cheat,
+            store=self._store,
+            evidence=self._evidence,
+            domain=domain,
+            signer_keys=signer_keys,
+            tracker=self.tracker,
+            clock=clock,
+        )
+        cheats.log_active()
+        self.records = EpochRecords(self._store, self._evidence, clock, cheats)
         signer_sessions = {address: session.with_key(key) for address, key in signer_keys.items()}
+        self.answerer = self._make_answerer(session, signer_sessions, cheats)
+        proof_window = session.deals.proof_window_epochs()
         prover = EpochProver(
             session,
             signer_sessions,
-            self._store,
+            self.records,
             clock,
-            proof_window_epochs=session.deals.proof_window_epochs(),
+            proof_window_epochs=proof_window,
+            has_open_challenge=self.answerer.has_open_challenge if self.answerer is not None else lambda _: False,
+            skip_proofs=cheats.skip_proofs,
         )
         self._loop = NodeLoop(
             tracker=self.tracker,
@@ -104,6 +132,10 @@ class ProviderNode:
             clock=clock,
             interval_seconds=config.poll_interval_seconds,
             claim_enabled=config.claim.enabled,
+            answerer=self.answerer,
+            records=self.records,
+            kept_epochs=proof_window + session.deals.challenge_window_epochs(),
+            cheats=cheats,
         )
         # One cycle before the API opens, so known workers and their packages are ready.
         self._loop.run_once()
@@ -118,8 +150,17 @@ class ProviderNode:
             signer_keys=signer_keys,
             replay=replay,
             deal_data_root=data_dir / "deal-data",
+            evidence=self._evidence,
+            cheats=cheats,
+            callers=CallerPolicy(self._challenge_client(session)),
         )
-        app = create_node_app(calls, lambda: self._health(packages), max_concurrent_calls=config.max_concurrent_calls)
+        app = create_node_app(
+            calls,
+            lambda: self._health(packages),
+            max_concurrent_calls=config.max_concurrent_calls,
+            records=self.records,
+            workers=self.tracker,
+        )
         self._server = ServerThread(app, config.listen.host, config.listen.port, logger_name="cloudless.node")
         self._server.start()
         self._loop.start()
@@ -129,6 +170,33 @@ class ProviderNode:
             registration.offer_id,
             config.endpoint_url,
             config.max_concurrent_calls,
+        )
+
+    @staticmethod
+    def _challenge_client(session: Session) -> ChallengeClient | None:
+        """The deployment's ChallengeManager, or None for a deployment recorded before it existed."""
+        try:
+            return session.challenges
+        except ConfigError as error:
+            logger.warning("serving every caller: %s", error)
+            return None
+
+    def _make_answerer(
+        self, session: Session, signer_sessions: dict[str, Session], cheats: Cheats
+    ) -> ChallengeAnswerer | None:
+        assert self.tracker is not None and self.records is not None
+        try:
+            session.challenges.address
+        except ConfigError as error:
+            logger.warning("not answering challenges: %s", error)
+            return None
+        return ChallengeAnswerer(
+            session=session,
+            signers=signer_sessions,
+            tracker=self.tracker,
+            records=self.records,
+            start_block=session.deployment.start_block,
+            cheats=cheats,
         )
 
     def _health(self, packages: PackageCache) -> NodeHealth:
@@ -178,6 +246,8 @@ class ProviderNode:
             self._runtime.close()
         if self._store is not None:
             self._store.close()
+        if self._evidence is not None:
+            self._evidence.close()
         logger.info("provider node %r stopped", self.config.name)
 
 

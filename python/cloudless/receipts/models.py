@@ -26,8 +26,6 @@ from pydantic import (
     model_validator,
 )
 
-from eth_account import Account
-
 from cloudless.exceptions import ReceiptError
 from cloudless.receipts.eip712 import (
     SIGNATURE_LENGTH,
@@ -43,6 +41,7 @@ from cloudless.receipts.eip712 import (
     verify_receipt,
     verify_request,
 )
+from cloudless.receipts.fast import address_of_key
 
 __all__ = [
     "SignedCallRequest",
@@ -153,7 +152,7 @@ class SignedCallRequest(_WireModel):
     def sign(cls, request: CallRequest, private_key: PrivateKeyLike, domain: Domain) -> Self:
         """Sign `request` with `private_key` and wrap it with the key's address."""
         signature = sign_request(request, private_key, domain)
-        return cls.from_request(request, signature, Account.from_key(private_key).address)
+        return cls.from_request(request, signature, address_of_key(private_key))
 
     def to_request(self) -> CallRequest:
         """Return the signed fields as a `CallRequest`."""
@@ -216,7 +215,7 @@ class SignedReceipt(_WireModel):
     def sign(cls, receipt: Receipt, private_key: PrivateKeyLike, domain: Domain) -> Self:
         """Sign `receipt` with `private_key` and wrap it with the key's address."""
         signature = sign_receipt(receipt, private_key, domain)
-        return cls.from_receipt(receipt, signature, Account.from_key(private_key).address)
+        return cls.from_receipt(receipt, signature, address_of_key(private_key))
 
     def to_receipt(self) -> Receipt:
         """Return the signed fields as a `Receipt`."""

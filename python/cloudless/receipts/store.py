@@ -5,6 +5,7 @@ Layout under `root_dir`:
     domain.json                 EIP-712 domain that every stored receipt is signed under
     .lock                       held with flock while a ReceiptStore is open
     worker-<id>/epoch-<n>.jsonl one SignedReceipt JSON object per line, in sequence order
+    worker-<id>/pruned.json     which epochs `prune_epochs` deleted, and the next sequence
 
 Each append writes one line, flushes and fsyncs it before returning, and fsyncs
 the directory when it creates a file. A crash during an append can leave a
@@ -16,37 +17,48 @@ ReceiptStoreError.
 
 Sequence numbers are per worker, start at 0 and have no gaps across epochs,
 and epochs never go backwards. `append` enforces both, so after a restart the
-next sequence is the last stored one plus 1.
+next sequence is the last stored one plus 1. Pruning deletes whole epoch
+files; `pruned.json` keeps the next sequence, so it survives even when every
+file of the worker is gone.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final, NamedTuple, Self
 
 from cloudless.exceptions import ReceiptError, ReceiptStoreError
 from cloudless.receipts.eip712 import Domain
+from cloudless.receipts.files import (
+    AppendRollbackError,
+    InvalidLineError,
+    append_line,
+    fsync_directory,
+    lock_directory,
+    parse_json_lines,
+    truncate_file,
+    write_json_atomically,
+)
 from cloudless.receipts.merkle import ReceiptMerkleTree
 from cloudless.receipts.models import SignedReceipt
 
 __all__ = [
     "EpochSummary",
+    "PrunedEpochs",
     "ReceiptStore",
 ]
 
 logger = logging.getLogger(__name__)
 
 _DOMAIN_FILE: Final = "domain.json"
-_LOCK_FILE: Final = ".lock"
+_PRUNED_FILE: Final = "pruned.json"
 _WORKER_DIR = re.compile(r"worker-(0|[1-9][0-9]*)")
 _EPOCH_FILE = re.compile(r"epoch-(0|[1-9][0-9]*)\.jsonl")
 
@@ -74,52 +86,40 @@ class _EpochFile:
         return self.valid_length != self.file_length
 
 
+@dataclass(frozen=True, slots=True)
+class PrunedEpochs:
+    """Epochs of one worker whose files `prune_epochs` deleted: all below `below` except `kept`."""
+
+    below: int = 0
+    kept: frozenset[int] = frozenset()
+
+    def __contains__(self, epoch: object) -> bool:
+        return isinstance(epoch, int) and epoch < self.below and epoch not in self.kept
+
+
 @dataclass(slots=True)
 class _WorkerState:
     """Cached state of one worker, guarded by the worker's lock."""
 
     next_sequence: int
     last_epoch: int | None
+    pruned: PrunedEpochs = field(default_factory=PrunedEpochs)
     # Files with a torn last line, mapped to the length to truncate them to.
     torn_files: dict[Path, int] = field(default_factory=dict)
     # (path, file length) pairs already warned about, so repeated reads log once.
     warned: set[tuple[Path, int]] = field(default_factory=set)
 
 
-def _fsync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def _parse_epoch_file(path: Path, worker_id: int, epoch: int) -> _EpochFile:
     """Parse one epoch file and check that its receipts belong to it and are in order."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return _EpochFile(receipts=[], valid_length=0, file_length=0)
-
-    lines = data.split(b"\n")
-    # The segment after the last newline is empty unless the last write was cut short.
-    complete_lines = lines[:-1]
-    valid_length = 0
-    receipts: list[SignedReceipt] = []
-    for line_number, line in enumerate(complete_lines, start=1):
-        try:
-            receipt = SignedReceipt.from_json(line)
-        except ReceiptError as error:
-            if line_number == len(complete_lines) and not lines[-1]:
-                # The last line is complete but invalid, which is how a crash
-                # can leave a block that was allocated but never written.
-                break
-            raise ReceiptStoreError(
-                f"{path} line {line_number} is not a valid signed receipt ({error}); "
-                "the store is corrupt, so restore the file from a backup or move it aside"
-            ) from error
-        receipts.append(receipt)
-        valid_length += len(line) + 1
+        parsed = parse_json_lines(path, SignedReceipt.from_json, (ReceiptError,))
+    except InvalidLineError as error:
+        raise ReceiptStoreError(
+            f"{path} line {error.line_number} is not a valid signed receipt ({error.cause}); "
+            "the store is corrupt, so restore the file from a backup or move it aside"
+        ) from error
+    receipts = parsed.items
 
     for position, receipt in enumerate(receipts):
         if receipt.worker_id != worker_id or receipt.epoch != epoch:
@@ -134,7 +134,7 @@ def _parse_epoch_file(path: Path, worker_id: int, epoch: int) -> _EpochFile:
                 f"{receipts[position - 1].sequence}; sequences must increase by 1, so "
                 "restore the file from a backup"
             )
-    return _EpochFile(receipts=receipts, valid_length=valid_length, file_length=len(data))
+    return _EpochFile(receipts=receipts, valid_length=parsed.valid_length, file_length=parsed.file_length)
 
 
 class ReceiptStore:
@@ -172,18 +172,14 @@ class ReceiptStore:
 
     def _acquire_directory_lock(self) -> IO[bytes]:
         # The file stays open, and so locked, until close().
-        lock_file = open(self._root / _LOCK_FILE, "ab")
+        message = (
+            f"receipt store {self._root} is already open in this or another process; "
+            "close the other ReceiptStore or stop the other node first"
+        )
         try:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            lock_file.close()
-            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise ReceiptStoreError(
-                    f"receipt store {self._root} is already open in this or another process; "
-                    "close the other ReceiptStore or stop the other node first"
-                ) from error
-            raise
-        return lock_file
+            return lock_directory(self._root, message)
+        except BlockingIOError as error:
+            raise ReceiptStoreError(message) from error
 
     def _check_domain(self) -> None:
         path = self._root / _DOMAIN_FILE
@@ -205,13 +201,7 @@ class ReceiptStore:
                 )
             return
 
-        temporary = path.with_suffix(".json.tmp")
-        with open(temporary, "w") as file:
-            json.dump(expected, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-        _fsync_directory(self._root)
+        write_json_atomically(path, expected)
 
     def close(self) -> None:
         """Release the directory lock. Later calls on this store raise ReceiptStoreError."""
@@ -293,30 +283,40 @@ class ReceiptStore:
         if state is not None:
             return state
 
-        state = _WorkerState(next_sequence=0, last_epoch=None)
+        state = self._read_pruned_file(worker_id)
         # Appends only ever go to the newest epoch, so the newest file with a
         # valid line contains the last sequence. Newer files can contain only a torn line.
         for epoch in reversed(self._list_epochs(worker_id)):
             receipts = self._read_epoch(state, worker_id, epoch)
             if receipts:
-                state.next_sequence = receipts[-1].sequence + 1
-                state.last_epoch = epoch
+                state.next_sequence = max(state.next_sequence, receipts[-1].sequence + 1)
+                state.last_epoch = max(epoch, state.last_epoch or 0)
                 break
         self._states[worker_id] = state
         return state
+
+    def _read_pruned_file(self, worker_id: int) -> _WorkerState:
+        """Return the state that the worker's `pruned.json` records, or an empty state without one."""
+        path = self._worker_dir(worker_id) / _PRUNED_FILE
+        try:
+            record = json.loads(path.read_text())
+            return _WorkerState(
+                next_sequence=int(record["next_sequence"]),
+                last_epoch=None if record["last_epoch"] is None else int(record["last_epoch"]),
+                pruned=PrunedEpochs(below=int(record["below"]), kept=frozenset(int(e) for e in record["kept"])),
+            )
+        except FileNotFoundError:
+            return _WorkerState(next_sequence=0, last_epoch=None)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ReceiptStoreError(
+                f"could not read {path}: {error}; the store is corrupt, so restore the file from a backup"
+            ) from error
 
     # Appending
 
     def _repair_torn_files(self, state: _WorkerState, worker_id: int) -> None:
         for path, valid_length in list(state.torn_files.items()):
-            if valid_length == 0:
-                path.unlink(missing_ok=True)
-            else:
-                with open(path, "r+b") as file:
-                    file.truncate(valid_length)
-                    file.flush()
-                    os.fsync(file.fileno())
-            _fsync_directory(path.parent)
+            truncate_file(path, valid_length)
             logger.info(
                 "Truncated torn last line of %s for worker %d to %d bytes",
                 path,
@@ -324,20 +324,6 @@ class ReceiptStore:
                 valid_length,
             )
             del state.torn_files[path]
-
-    @staticmethod
-    def _roll_back(state: _WorkerState, file: IO[bytes], path: Path, length: int) -> None:
-        """Cut a failed append off `file`, or leave that to the next append if this fails too."""
-        try:
-            file.truncate(length)
-            os.fsync(file.fileno())
-        except OSError as error:
-            # NOTE: until the next append truncates it, reads may return the
-            # receipt whose append raised, if all of its line reached the file.
-            state.torn_files[path] = length
-            logger.error(
-                "Could not truncate %s to %d bytes after a failed append: %s", path, length, error
-            )
 
     def _append_locked(self, state: _WorkerState, receipt: SignedReceipt) -> None:
         worker_id = receipt.worker_id
@@ -352,30 +338,28 @@ class ReceiptStore:
                 f"receipt epoch {receipt.epoch} for worker {worker_id} is before epoch "
                 f"{state.last_epoch}, which already has receipts; sign it in the current epoch"
             )
+        if receipt.epoch in state.pruned:
+            raise ReceiptStoreError(
+                f"receipt epoch {receipt.epoch} for worker {worker_id} was already pruned; "
+                "sign it in the current epoch"
+            )
         if self._verify_signatures:
             receipt.verify(self._domain)
 
-        directory = self._worker_dir(worker_id)
         path = self._epoch_path(worker_id, receipt.epoch)
         line = receipt.to_json().encode() + b"\n"
         try:
             self._repair_torn_files(state, worker_id)
-            created_directory = not directory.exists()
-            created_file = not path.exists()
-            directory.mkdir(parents=True, exist_ok=True)
-            if created_directory:
-                _fsync_directory(self._root)
-            with open(path, "ab") as file:
-                length_before = file.seek(0, os.SEEK_END)
-                try:
-                    file.write(line)
-                    file.flush()
-                    os.fsync(file.fileno())
-                    if created_file:
-                        _fsync_directory(directory)
-                except OSError:
-                    self._roll_back(state, file, path, length_before)
-                    raise
+            append_line(path, line)
+        except AppendRollbackError as error:
+            # NOTE: until the next append truncates it, reads may return the
+            # receipt whose append raised, if all of its line reached the file.
+            state.torn_files[path] = error.length
+            logger.error("Could not truncate %s to %d bytes after a failed append: %s", path, error.length, error.cause)
+            raise ReceiptStoreError(
+                f"could not append receipt {receipt.sequence} of worker {worker_id} to {path}: "
+                f"{error.__cause__}; check free disk space and permissions, then append it again"
+            ) from error
         except OSError as error:
             raise ReceiptStoreError(
                 f"could not append receipt {receipt.sequence} of worker {worker_id} to {path}: "
@@ -461,3 +445,69 @@ class ReceiptStore:
         """Return the Merkle root, receipt count and total fuel of the worker's `epoch`."""
         tree = self.tree(worker_id, epoch)
         return EpochSummary(root=tree.root, calls=len(tree), fuel_total=tree.total_fuel)
+
+    # Pruning
+
+    def pruned_epochs(self, worker_id: int) -> PrunedEpochs:
+        """Return the worker's epochs that `prune_epochs` deleted."""
+        with self._worker_lock(worker_id):
+            return self._state(worker_id).pruned
+
+    def is_pruned(self, worker_id: int, epoch: int) -> bool:
+        """Return whether `prune_epochs` deleted the worker's `epoch`."""
+        return epoch in self.pruned_epochs(worker_id)
+
+    def prune_epochs(self, worker_id: int, below: int, keep: Collection[int] = ()) -> list[int]:
+        """Delete the worker's epochs before `below`, except those in `keep`; return the epochs whose files went.
+
+        An epoch that an earlier call kept is deleted once it is no longer in
+        `keep`. A deleted epoch stays pruned: `is_pruned` is true for it and
+        `append` rejects receipts of it. The record of pruned epochs and of
+        the next sequence is written before any file is deleted, so a crash in
+        between leaves files that the next call deletes.
+        """
+        with self._worker_lock(worker_id):
+            state = self._state(worker_id)
+            old = state.pruned
+            new_below = max(old.below, below)
+            # An epoch deleted earlier cannot be kept again.
+            kept = frozenset(
+                epoch for epoch in keep if epoch < new_below and (epoch >= old.below or epoch in old.kept)
+            )
+            pruned = PrunedEpochs(below=new_below, kept=kept)
+            if pruned != old:
+                self._write_pruned_file(worker_id, state, pruned)
+                state.pruned = pruned
+
+            deleted = []
+            for epoch in self._list_epochs(worker_id):
+                if epoch in pruned:
+                    path = self._epoch_path(worker_id, epoch)
+                    try:
+                        path.unlink()
+                    except FileNotFoundError:
+                        continue
+                    state.torn_files.pop(path, None)
+                    deleted.append(epoch)
+            if deleted:
+                fsync_directory(self._worker_dir(worker_id))
+            return deleted
+
+    def _write_pruned_file(self, worker_id: int, state: _WorkerState, pruned: PrunedEpochs) -> None:
+        directory = self._worker_dir(worker_id)
+        record = {
+            "below": pruned.below,
+            "kept": sorted(pruned.kept),
+            "next_sequence": state.next_sequence,
+            "last_epoch": state.last_epoch,
+        }
+        try:
+            if not directory.exists():
+                directory.mkdir(parents=True)
+                fsync_directory(self._root)
+            write_json_atomically(directory / _PRUNED_FILE, record)
+        except OSError as error:
+            raise ReceiptStoreError(
+                f"could not record the pruned epochs of worker {worker_id} in {directory}: {error}; "
+                "check free disk space and permissions"
+            ) from error
