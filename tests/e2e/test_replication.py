@@ -158,6 +158,9 @@ def test_deal_replication_cli_rejects_bad_k(stack: ReplicationStack, root: Path)
         assert result.exit_code == 2, result.output
         assert f"invalid replication {value}" in result.output
         assert f"pass a number from 1 to {MAX_REPLICATION}" in result.output
+    above_target = cli(stack, root, "deal", "replication", str(stack.deal_id), "4")
+    assert above_target.exit_code == 1, above_target.output
+    assert "has 3 target workers, but replication 4 needs 4 workers on different providers" in above_target.output
     stranger = cli(stack, root, "deal", "replication", str(stack.deal_id), "2", "--account-index", "6")
 
     assert stranger.exit_code == 1, stranger.output

@@ -11,6 +11,7 @@ from cloudless.chain.artifacts import load_artifact
 from cloudless.chain.client import ChainClient
 from cloudless.chain.deployment import ContractRecord, Deployment, EpochSettings, deployment_path
 from cloudless.exceptions import ConfigError
+from cloudless.formatting import format_count
 
 __all__ = ["DeploySettings", "challenge_parameters", "deploy_all", "deploy_and_record"]
 
@@ -55,7 +56,9 @@ def _deploy(client: ChainClient, name: str, *args: Any) -> ContractRecord:
 def deploy_all(client: ChainClient, settings: DeploySettings, *, rpc_url: str) -> Deployment:
     """Deploy every contract from `client`'s account and return the deployment record."""
     owner = client.address
-    parameters = challenge_parameters(settings)  # checked before the first transaction
+    # Both are checked before the first transaction, so nothing is half deployed.
+    check_settings(settings)
+    parameters = challenge_parameters(settings)
     flt = _deploy(client, "FLT", owner)
     usdc = _deploy(client, "TestUSDC", owner)
     market = _deploy(client, "Market", flt.address, settings.collateral_per_cu, settings.unbonding_period, owner)
@@ -121,15 +124,50 @@ def deploy_all(client: ChainClient, settings: DeploySettings, *, rpc_url: str) -
     )
 
 
+_UINT64_MAX = 2**64 - 1
+_UINT128_MAX = 2**128 - 1
+_UINT256_MAX = 2**256 - 1
+
+
+def check_settings(settings: DeploySettings) -> None:
+    """Raise ConfigError, before any transaction, for a setting that the contracts cannot take."""
+    limits = {
+        "epoch duration": (settings.epoch_duration, 1, _UINT64_MAX),
+        "proof window": (settings.proof_window_epochs, 1, _UINT64_MAX),
+        "challenge window": (settings.challenge_window_epochs, 0, _UINT64_MAX),
+        "minimum deposited epochs": (settings.min_deposited_epochs, 1, _UINT64_MAX),
+        "genesis": (settings.genesis, 0, _UINT64_MAX),
+        "unbonding period": (settings.unbonding_period, 0, _UINT64_MAX),
+        "collateral per CU": (settings.collateral_per_cu, 0, _UINT256_MAX),
+        "challenge bond": (settings.challenge_bond, 1, _UINT128_MAX),
+        "slash amount": (settings.slash_amount, 1, _UINT128_MAX),
+        "missed-proof slash amount": (settings.missed_proof_slash_amount, 1, _UINT128_MAX),
+    }
+    for name, (value, low, high) in limits.items():
+        if not low <= value <= high:
+            raise ConfigError(f"invalid {name} {value}: use a whole number from {low} to {high}")
+    # Claims wait for both windows, counted in uint64 epochs on chain.
+    if settings.proof_window_epochs + settings.challenge_window_epochs >= _UINT64_MAX:
+        raise ConfigError(
+            f"proof window {settings.proof_window_epochs} plus challenge window {settings.challenge_window_epochs} "
+            f"epochs exceeds {_UINT64_MAX - 1}: shorten one of them"
+        )
+
+
 def challenge_parameters(settings: DeploySettings) -> tuple[int, int, int, int]:
     """The ChallengeManager's `Parameters` tuple: bond, slash amounts and answer period."""
     window = settings.challenge_window_epochs * settings.epoch_duration
     answer_period = settings.answer_period if settings.answer_period is not None else max(window // 2, 1)
     if window and answer_period >= window:
         raise ConfigError(
-            f"answer period of {answer_period} s does not fit in a challenge window of {window} s "
-            f"({settings.challenge_window_epochs} epochs of {settings.epoch_duration} s): "
-            "lengthen the epochs or the challenge window, shorten the answer period, or use a challenge window of 0"
+            f"a challenge window of {window} s ({format_count(settings.challenge_window_epochs, 'epoch')} of "
+            f"{settings.epoch_duration} s) leaves no time to answer a challenge within {answer_period} s: "
+            "use longer epochs (at least 2 s), a longer challenge window, or a challenge window of 0"
+        )
+    if not 1 <= answer_period <= _UINT64_MAX:
+        raise ConfigError(
+            f"an answer period of {answer_period} s (half the challenge window) does not fit in 64 bits: "
+            "use shorter epochs or a shorter challenge window"
         )
     return (settings.challenge_bond, settings.slash_amount, settings.missed_proof_slash_amount, answer_period)
 

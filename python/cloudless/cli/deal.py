@@ -438,7 +438,14 @@ def replication_command(rpc_url: str, account_index: int | None, deal_id: int, r
         console.print(f"deal {deal_id}: {_describe_replication(challenges.replication_of(deal_id))}")
         return
 
-    owner = deals.get_deal(deal_id).owner
+    info = deals.get_deal(deal_id)
+    owner = info.owner
+    if replication > info.target_workers:
+        raise click.ClickException(
+            f"deal {deal_id} has {format_count(info.target_workers, 'target worker')}, but replication {replication} "
+            f"needs {replication} workers on different providers: create a deal with "
+            f"`cloudless deal create --workers {replication} --replication {replication} ...`"
+        )
     if owner.lower() != session.address.lower():
         raise click.ClickException(
             f"only the owner {owner} of deal {deal_id} can set its replication, not {session.address}: "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_address, is_checksum_address, to_checksum_address
 from rich.console import Console
 
 from cloudless.chain.session import Session
@@ -22,6 +22,15 @@ def check_callers(context: click.Context, parameter: click.Parameter, values: tu
     for value in values:
         if not is_address(value):
             raise click.BadParameter(f"invalid caller address {value!r}: use a 0x-prefixed 20-byte hex address")
+        # Mixed case means an EIP-55 checksum, and a wrong one means a typo.
+        digits = value.removeprefix("0x")
+        if digits != digits.lower() and digits != digits.upper() and not is_checksum_address(value):
+            raise click.BadParameter(
+                f"caller address {value} has a wrong EIP-55 checksum (did you mean {to_checksum_address(value)}?): "
+                "check it for a typo, or pass it in lower case"
+            )
+        if int(digits, 16) == 0:
+            raise click.BadParameter("the zero address cannot sign requests: pass the caller's own address")
         checked.append(to_checksum_address(value))
     return tuple(checked)
 

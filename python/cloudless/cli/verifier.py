@@ -44,9 +44,11 @@ def resolve_key(key_env: str | None, account_index: int | None) -> str:
         value = os.environ.get(key_env, "").strip()
         if not value:
             raise ConfigError(f"--key-env names ${key_env}, but that variable is not set or empty; export the verifier's private key in it")
+        _check_key(value, f"${key_env}")
         return value
     value = os.environ.get(_DEFAULT_KEY_ENV, "").strip()
     if value:
+        _check_key(value, f"${_DEFAULT_KEY_ENV}")
         return value
     if account_index is not None:
         return anvil_account_key(account_index)
@@ -54,6 +56,15 @@ def resolve_key(key_env: str | None, account_index: int | None) -> str:
         "no signing key: pass --key-env NAME with the private key in $NAME, set $CLOUDLESS_PRIVATE_KEY, "
         "or pass --account-index N for a local test account"
     )
+
+
+def _check_key(value: str, source: str) -> None:
+    """Raise ConfigError naming `source` unless `value` is a 32-byte hex private key (the value itself is secret)."""
+    digits = value.removeprefix("0x")
+    if len(digits) != 64 or any(char not in "0123456789abcdefABCDEF" for char in digits):
+        raise ConfigError(
+            f"{source} does not contain a private key: expected 64 hex digits (optional 0x), got {len(digits)} characters"
+        )
 
 
 @verifier.command("run")

@@ -173,7 +173,7 @@ def create_gateway_app(
                 400, "invalid_since", f"invalid since {raw[:40]!r}: pass the id to start from, 0 or more, e.g. /evidence?since=0"
             )
         page = await run_in_threadpool(evidence.page, since)
-        logger.info("serving %d evidence items from id %d", len(page.items), since)
+        logger.debug("serving %d evidence items from id %d", len(page.items), since)
         return JSONResponse(content=page.model_dump(mode="json"))
 
     return app

@@ -34,8 +34,14 @@ def _current_identity(session: Session) -> dict[str, object]:
     }
 
 
-def check_chain_identity(data_dir: Path, session: Session) -> None:
-    """Record the chain in `data_dir/chain.json`, or raise ConfigError if the directory belongs to another chain."""
+def check_chain_identity(
+    data_dir: Path, session: Session, *, setting: str = "data_dir", contents: str = "receipts"
+) -> None:
+    """Record the chain in `data_dir/chain.json`, or raise ConfigError if the directory belongs to another chain.
+
+    `setting` names the option that chose the directory, and `contents` what
+    it holds, for the error message.
+    """
     current = _current_identity(session)
     path = data_dir / IDENTITY_FILE
     if not path.exists():
@@ -47,6 +53,6 @@ def check_chain_identity(data_dir: Path, session: Session) -> None:
     stored = json.loads(path.read_text())
     if stored != current:
         raise ConfigError(
-            f"data_dir {data_dir} contains receipts of another chain instance (stored {stored}, connected "
-            f"{current}); the chain was probably reset and redeployed: move or delete {data_dir}, or set another data_dir"
+            f"{setting} {data_dir} contains {contents} of another chain instance (stored {stored}, connected "
+            f"{current}); the chain was probably reset and redeployed: move or delete {data_dir}, or set another {setting}"
         )

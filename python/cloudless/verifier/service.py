@@ -28,6 +28,7 @@ from web3.exceptions import Web3Exception
 
 from cloudless.chain.session import Session
 from cloudless.exceptions import CloudlessError, ConfigError
+from cloudless.node.chain_identity import check_chain_identity
 from cloudless.verifier.actions import ActionRecord, Actor
 from cloudless.verifier.chain_view import VerifierChain
 from cloudless.verifier.evidence import EvidenceReader
@@ -112,6 +113,9 @@ class Verifier:
 
         self._lock = lock_state_dir(config.state_dir)
         try:
+            # A chain restarted and redeployed keeps its id and addresses; the
+            # deployment block's hash tells the instances apart.
+            check_chain_identity(config.state_dir, session, setting="--state-dir", contents="verifier state")
             self.state = VerifierState.load(
                 config.state_dir / "state.json",
                 chain_id=session.deployment.chain_id,
