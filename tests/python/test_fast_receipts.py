@@ -14,6 +14,7 @@ from eth_keys.datatypes import Signature
 from eth_utils.address import to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_eip712 import SECP256K1_N, domains, hashes, private_keys, receipts, requests
 
 from cloudless.exceptions import InvalidSignatureError, ReceiptError
 from cloudless.receipts import fast
@@ -29,41 +30,10 @@ from cloudless.receipts.eip712 import (
 )
 from cloudless.receipts.models import SignedCallRequest, SignedReceipt
 
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 DOMAIN = Domain(chain_id=31337, verifying_contract="0x5FbDB2315678afecb367f032d93F642f64180aa3")
 WORKER_KEY = bytes.fromhex("02" * 32)
 WORKER = Account.from_key(WORKER_KEY).address
 
-uint64s = st.integers(min_value=0, max_value=2**64 - 1)
-uint256s = st.integers(min_value=0, max_value=2**256 - 1)
-hashes = st.binary(min_size=32, max_size=32)
-private_keys = st.integers(min_value=1, max_value=SECP256K1_N - 1).map(lambda key: key.to_bytes(32, "big"))
-domains = st.builds(
-    Domain,
-    chain_id=uint256s,
-    verifying_contract=st.binary(min_size=20, max_size=20).map(lambda raw: "0x" + raw.hex()),
-)
-requests = st.builds(
-    CallRequest,
-    deal_id=uint256s,
-    function_name=st.text(alphabet=st.characters(codec="utf-8"), max_size=40),
-    input_hash=hashes,
-    nonce=uint256s,
-    deadline=uint256s,
-)
-app_cids = st.tuples(st.integers(min_value=0, max_value=0x7F), hashes).map(
-    lambda parts: bytes([0x01, parts[0], 0x12, 0x20]) + parts[1]
-)
-receipts = st.builds(
-    Receipt,
-    worker_id=uint256s,
-    request_hash=hashes,
-    app_cid=app_cids,
-    output_hash=hashes,
-    fuel_used=uint64s,
-    epoch=uint64s,
-    sequence=uint64s,
-)
 
 
 def eth_abi_digest(struct_hash: bytes, domain: Domain) -> bytes:
