@@ -27,12 +27,13 @@ import threading
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final, Self
+from typing import IO, Final
 
 from cloudless.exceptions import ReceiptError, ReceiptStoreError
 from cloudless.receipts.files import (
     AppendRollbackError,
     InvalidLineError,
+    LockedDirectoryStore,
     append_line,
     fsync_directory,
     lock_directory,
@@ -85,7 +86,7 @@ class CallEvidence:
             raise ReceiptError(f"invalid call evidence line: {error}") from error
 
 
-class EvidenceStore:
+class EvidenceStore(LockedDirectoryStore):
     """Requests and inputs per worker and epoch under `root_dir`, keyed by request hash.
 
     Thread-safe, with one lock per worker. Only one EvidenceStore may be open
@@ -109,19 +110,6 @@ class EvidenceStore:
             self._lock_file: IO[bytes] | None = lock_directory(self._root, message)
         except BlockingIOError as error:
             raise ReceiptStoreError(message) from error
-
-    def close(self) -> None:
-        """Release the directory lock. Later calls raise ReceiptStoreError."""
-        with self._guard:
-            if self._lock_file is not None:
-                self._lock_file.close()
-                self._lock_file = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     @property
     def root_dir(self) -> Path:

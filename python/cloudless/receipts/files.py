@@ -14,14 +14,16 @@ import errno
 import fcntl
 import json
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Generic, TypeVar
+from typing import IO, Generic, Self, TypeVar
 
 __all__ = [
     "AppendRollbackError",
     "InvalidLineError",
+    "LockedDirectoryStore",
     "ParsedLines",
     "append_line",
     "fsync_directory",
@@ -59,6 +61,26 @@ def lock_directory(root: Path, busy_message: str) -> IO[bytes]:
             raise BlockingIOError(error.errno, busy_message) from error
         raise
     return lock_file
+
+
+class LockedDirectoryStore:
+    """Base of a store that owns one directory under the lock of `lock_directory` until `close`."""
+
+    _guard: threading.Lock
+    _lock_file: IO[bytes] | None
+
+    def close(self) -> None:
+        """Release the directory lock. Later calls on the store raise ReceiptStoreError."""
+        with self._guard:
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def write_json_atomically(path: Path, value: object) -> None:

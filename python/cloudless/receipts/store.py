@@ -32,13 +32,14 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Final, NamedTuple, Self
+from typing import IO, Final, NamedTuple
 
 from cloudless.exceptions import ReceiptError, ReceiptStoreError
 from cloudless.receipts.eip712 import Domain
 from cloudless.receipts.files import (
     AppendRollbackError,
     InvalidLineError,
+    LockedDirectoryStore,
     append_line,
     fsync_directory,
     lock_directory,
@@ -137,7 +138,7 @@ def _parse_epoch_file(path: Path, worker_id: int, epoch: int) -> _EpochFile:
     return _EpochFile(receipts=receipts, valid_length=parsed.valid_length, file_length=parsed.file_length)
 
 
-class ReceiptStore:
+class ReceiptStore(LockedDirectoryStore):
     """Append-only receipt store under `root_dir`, for one EIP-712 domain.
 
     `domain` is needed to compute receipt digests for Merkle roots. The first
@@ -202,19 +203,6 @@ class ReceiptStore:
             return
 
         write_json_atomically(path, expected)
-
-    def close(self) -> None:
-        """Release the directory lock. Later calls on this store raise ReceiptStoreError."""
-        with self._guard:
-            if self._lock_file is not None:
-                self._lock_file.close()
-                self._lock_file = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     @property
     def root_dir(self) -> Path:
