@@ -62,13 +62,14 @@ class _StaticTracker:
 
 
 class _FixedClock(EpochClock):
-    """An EpochClock that stays at `EPOCH` and reads no chain."""
+    """An EpochClock that stays at one epoch and reads no chain."""
 
-    def __init__(self) -> None:
+    def __init__(self, epoch: int = EPOCH) -> None:
         super().__init__(session=None)  # type: ignore[arg-type]
+        self._epoch = epoch
 
     def current(self) -> int:
-        return EPOCH
+        return self._epoch
 
 
 def _tracked_worker(worker_id: int, cid: str, signer: str) -> TrackedWorker:
@@ -126,6 +127,7 @@ class LocalNode:
         *,
         max_concurrent_calls: int,
         callers: CallerPolicy | None = None,
+        epoch: int = EPOCH,
     ) -> None:
         signer = Account.from_key(SIGNER_KEY).address
         self.runtime = WasmRuntime(data_dir / "compiled")
@@ -144,7 +146,7 @@ class LocalNode:
             packages=self.packages,
             runtime=self.runtime,
             store=self.store,
-            clock=_FixedClock(),
+            clock=_FixedClock(epoch),
             domain=DOMAIN,
             signer_keys={signer: SIGNER_KEY},
             replay=ReplayGuard(),
@@ -189,13 +191,19 @@ class LocalNode:
 
 @contextmanager
 def local_node(
-    data_dir: Path, packages: list[bytes], *, max_concurrent_calls: int, callers: CallerPolicy | None = None
+    data_dir: Path,
+    packages: list[bytes],
+    *,
+    max_concurrent_calls: int,
+    callers: CallerPolicy | None = None,
+    epoch: int = EPOCH,
 ) -> Iterator[LocalNode]:
     """Start a LocalNode on a free 127.0.0.1 port and stop it on exit.
 
-    `callers` decides which request signers each deal accepts; by default every signer.
+    `callers` decides which request signers each deal accepts (by default
+    every signer), and the node's clock stays at `epoch`.
     """
-    node = LocalNode(data_dir, packages, max_concurrent_calls=max_concurrent_calls, callers=callers)
+    node = LocalNode(data_dir, packages, max_concurrent_calls=max_concurrent_calls, callers=callers, epoch=epoch)
     try:
         node.server.start()
         yield node

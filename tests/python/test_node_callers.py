@@ -43,9 +43,8 @@ class World:
     deployment: Deployment
     deal_ids: list[int]
 
-    def wait_for_caller_change(self) -> None:
-        """Move past the epochs in which a restriction of callers does not apply yet."""
-        self.chain.advance_epochs(CALLER_CHANGE_DELAY_EPOCHS)
+    def epoch(self) -> int:
+        return self.developer.deals.current_epoch()
 
     def new_deal(self) -> int:
         """Create a deal without workers: allowed callers need only the deal and its owner."""
@@ -73,41 +72,43 @@ def world() -> Iterator[World]:
 def test_every_caller_allowed_without_list(world: World) -> None:
     deal_id = world.new_deal()
     policy = CallerPolicy(world.developer.challenges)
+    epoch = world.epoch()
 
     assert world.developer.challenges.allowed_caller_count(deal_id) == 0
-    assert policy.allows(deal_id, OTHER_CALLER)
-    assert policy.allows(deal_id, HARNESS_CALLER)
+    assert policy.allows(deal_id, OTHER_CALLER, epoch)
+    assert policy.allows(deal_id, HARNESS_CALLER, epoch)
 
 
 def test_only_listed_callers_allowed(world: World) -> None:
     deal_id = world.new_deal()
     world.developer.challenges.set_caller_allowed(deal_id, HARNESS_CALLER, True)
-    before = CallerPolicy(world.developer.challenges).allows(deal_id, OTHER_CALLER)
-    world.wait_for_caller_change()
+    restricted_from = world.epoch() + CALLER_CHANGE_DELAY_EPOCHS
     policy = CallerPolicy(world.developer.challenges)
 
-    assert before, "a restriction applies only two epochs later"
+    assert policy.allows(deal_id, OTHER_CALLER, restricted_from - 1), "a restriction applies only two epochs later"
     assert world.developer.challenges.allowed_caller_count(deal_id) == 1
-    assert policy.allows(deal_id, HARNESS_CALLER)
-    assert policy.allows(deal_id, HARNESS_CALLER.lower())
-    assert not policy.allows(deal_id, OTHER_CALLER)
+    assert policy.allows(deal_id, HARNESS_CALLER, restricted_from)
+    assert policy.allows(deal_id, HARNESS_CALLER.lower(), restricted_from)
+    assert not policy.allows(deal_id, OTHER_CALLER, restricted_from)
 
 
 def test_policy_caches_until_ttl(world: World) -> None:
     deal_id = world.new_deal()
+    world.developer.challenges.set_caller_allowed(deal_id, HARNESS_CALLER, True)
+    restricted_from = world.epoch() + CALLER_CHANGE_DELAY_EPOCHS
     now = [100.0]
     policy = CallerPolicy(world.developer.challenges, ttl_seconds=10.0, clock=lambda: now[0])
-    assert policy.allows(deal_id, OTHER_CALLER)
+    assert not policy.allows(deal_id, OTHER_CALLER, restricted_from)
 
-    world.developer.challenges.set_caller_allowed(deal_id, HARNESS_CALLER, True)
-    world.wait_for_caller_change()
+    # A further caller counts at once on chain; the policy sees it once its lookup expires.
+    world.developer.challenges.set_caller_allowed(deal_id, OTHER_CALLER, True)
     now[0] += 9.0
-    cached = policy.allows(deal_id, OTHER_CALLER)
+    cached = policy.allows(deal_id, OTHER_CALLER, restricted_from)
     now[0] += 2.0
-    refreshed = policy.allows(deal_id, OTHER_CALLER)
+    refreshed = policy.allows(deal_id, OTHER_CALLER, restricted_from)
 
-    assert cached
-    assert not refreshed
+    assert not cached
+    assert refreshed
 
 
 def test_unreachable_chain_raises_chain_error(world: World) -> None:
@@ -117,7 +118,7 @@ def test_unreachable_chain_raises_chain_error(world: World) -> None:
     policy = CallerPolicy(ChallengeClient(client))
 
     with pytest.raises(ChainError, match="allowed callers of deal 1"):
-        policy.allows(1, OTHER_CALLER)
+        policy.allows(1, OTHER_CALLER, 0)
 
 
 def test_node_rejects_caller_outside_list(world: World, tmp_path: Path) -> None:
@@ -125,12 +126,13 @@ def test_node_rejects_caller_outside_list(world: World, tmp_path: Path) -> None:
     first_deal = world.deal_ids[0] if world.deal_ids else world.new_deal()
     assert first_deal == 1
     policy = CallerPolicy(world.developer.challenges, ttl_seconds=0.0)
+    # The node's clock stays in an epoch past any restriction this test sets.
+    node_epoch = world.epoch() + 100
 
-    with local_node(tmp_path, [spin_package()], max_concurrent_calls=2, callers=policy) as node:
+    with local_node(tmp_path, [spin_package()], max_concurrent_calls=2, callers=policy, epoch=node_epoch) as node:
         with httpx.Client(timeout=30) as http:
             served = node.post(http, 1, node.call_body(1, "one", b"{}"))
             world.developer.challenges.set_caller_allowed(1, OTHER_CALLER, True)
-            world.wait_for_caller_change()
             rejected = node.post(http, 1, node.call_body(1, "one", b"{}"))
             world.developer.challenges.set_caller_allowed(1, HARNESS_CALLER, True)
             allowed_again = node.post(http, 1, node.call_body(1, "one", b"{}"))

@@ -1,4 +1,4 @@
-"""Which keys may call a deal: the allowed callers that the deal's owner set in the ChallengeManager.
+"""Allowed callers of a deal, as the deal's owner set them in the ChallengeManager.
 
 A deal with allowed callers counts only requests that one of them signed. A
 receipt for any other request upholds a challenge against the provider, so
@@ -19,13 +19,14 @@ __all__ = ["CallerPolicy"]
 
 logger = logging.getLogger("cloudless.node")
 
-# Seconds a deal's answer is reused. A caller the owner removes may still be
-# served for this long, and a new caller may be rejected for this long.
+# Seconds a lookup is reused. A caller that the owner adds may be rejected
+# for this long. Lookups are per epoch, and removals apply on chain only two
+# epochs later, so the cache never serves a caller into an epoch that excludes it.
 CALLER_CACHE_SECONDS = 10.0
 
 
 class CallerPolicy:
-    """Cached `isCallerAllowed` lookups per deal and caller."""
+    """Cached `isCallerAllowedAt` lookups per deal, caller and epoch."""
 
     def __init__(
         self,
@@ -37,18 +38,18 @@ class CallerPolicy:
         self._challenges = challenges
         self._ttl = ttl_seconds
         self._clock = clock
-        self._cache: dict[tuple[int, str], tuple[bool, float]] = {}
+        self._cache: dict[tuple[int, str, int], tuple[bool, float]] = {}
         self._lock = threading.Lock()
 
-    def allows(self, deal_id: int, caller: str) -> bool:
-        """Return whether `caller` may call the deal. Without a ChallengeManager every caller may.
+    def allows(self, deal_id: int, caller: str, epoch: int) -> bool:
+        """Return whether `caller` may call the deal in `epoch`. Without a ChallengeManager every caller may.
 
         Raises ChainError when the chain cannot be read, so the call fails
         rather than run for a caller that the deal may not allow.
         """
         if self._challenges is None:
             return True
-        key = (deal_id, caller.lower())
+        key = (deal_id, caller.lower(), epoch)
         now = self._clock()
         with self._lock:
             cached = self._cache.get(key)
@@ -56,7 +57,7 @@ class CallerPolicy:
             return cached[0]
 
         try:
-            allowed = self._challenges.is_caller_allowed(deal_id, caller)
+            allowed = self._challenges.is_caller_allowed_at(deal_id, caller, epoch)
         except (ChainError, OSError) as error:
             # OSError covers the HTTP provider's connection errors.
             logger.warning("could not read the allowed callers of deal %d: %s", deal_id, error)

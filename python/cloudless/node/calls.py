@@ -248,7 +248,7 @@ class CallService:
     def _check_caller(self, body: CallBody) -> None:
         request = body.request
         try:
-            allowed = self._callers.allows(request.deal_id, request.signer)
+            allowed = self._callers.allows(request.deal_id, request.signer, self._clock.current())
         except ChainError as error:
             raise CallRejectedError(
                 f"could not read the allowed callers of deal {request.deal_id}: {error}; retry later",
