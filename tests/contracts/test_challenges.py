@@ -211,7 +211,7 @@ def test_open_challenge_epoch_not_paid_at_claim(env, worker):
     env.goto_window(proven.epoch)
     opened = env.challenge_sample(proven)
 
-    # Nobody resolves the challenge before claims open: the epoch stays forfeited.
+    # No one resolves the challenge before claims open: the epoch stays forfeited.
     env.clock.goto_epoch(env.claims_epoch(proven.epoch))
     claim = env.deal_manager.claim(worker.worker_id, proven.epoch + 1, sender=worker.provider)
 

@@ -350,7 +350,7 @@ def _epochs_3_and_4_claims(timeline: Timeline) -> None:
     for epoch in (CALL_EPOCH + 3, CALL_EPOCH + 4):
         stack.goto(epoch)
         # A node may claim before it proves the epoch that just ended, in the
-        # same loop round; wait for those proofs before time jumps past their window.
+        # same loop round. So wait for those proofs before time jumps past their window.
         _wait_for_proofs(stack, epoch - 1)
         _verifier_pass(timeline, f"epoch {epoch}")
         claimed = epoch - 3  # claims of epoch e open in epoch e + proof window + challenge window + 1

@@ -186,7 +186,7 @@ def test_unserved_proof_sampled_once_after_answer(
     assert "attempt 1 of 2" in caplog.text
     (sent,) = late.actions_of("challenge_sample", "sent")
 
-    # The node answers the sampled leaf, so the proof stands again.
+    # The node answers the sampled leaf, so the proof is valid again.
     challenge = challenges.get_challenge(sent.challenge_id)  # type: ignore[arg-type]
     tree = ReceiptMerkleTree([(call.receipt.digest(market.domain), call.receipt.fuel_used) for call in calls])
     leaf = challenge.leaf_index

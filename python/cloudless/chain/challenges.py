@@ -46,7 +46,7 @@ class ChallengeKind(enum.IntEnum):
 class ChallengeStatus(enum.IntEnum):
     NONE = 0
     OPEN = 1
-    ANSWERED = 2  # the proof stands
+    ANSWERED = 2  # the proof remains valid
     UPHELD = 3  # the provider was slashed and the epoch forfeited
 
 

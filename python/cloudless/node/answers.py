@@ -35,7 +35,7 @@ _LOG_BLOCK_RANGE = 5_000
 
 
 class AnswerResult(enum.Enum):
-    ANSWERED = "answered"  # the proof stands and the provider got the bond
+    ANSWERED = "answered"  # the proof remains valid and the provider got the bond
     UPHELD = "upheld"  # the answer showed a bad receipt; the provider was slashed
     FAILED = "failed"  # the answer could not be built or its transaction reverted
     IGNORED = "ignored"  # the ignore_challenges cheat is active
@@ -317,7 +317,7 @@ class ChallengeAnswerer:
                 challenge,
                 challenge.status,
                 logging.INFO,
-                "challenge %d of worker %d epoch %d is ANSWERED: the proof stands",
+                "challenge %d of worker %d epoch %d is ANSWERED: the proof remains valid",
                 challenge.challenge_id,
                 challenge.worker_id,
                 challenge.epoch,

@@ -100,7 +100,7 @@ class LeafOpening:
     proof: tuple[bytes, ...]
 
     def as_tuple(self) -> tuple[bytes, int, int, list[bytes]]:
-        """The `LeafOpening` struct of the ChallengeManager's ABI."""
+        """Build the `LeafOpening` struct of the ChallengeManager's ABI."""
         return (self.digest, self.index, self.fuel_before, list(self.proof))
 
     def to_json(self) -> dict[str, object]:
@@ -157,8 +157,8 @@ class ReceiptMerkleTree:
 
         count = len(self._leaves)
         # Python's sort is stable, like the JavaScript sort that
-        # @openzeppelin/merkle-tree uses. Leaves differ anyway, since each
-        # holds its own index.
+        # @openzeppelin/merkle-tree uses. Leaves differ anyway, because each
+        # contains its own index.
         order = sorted(range(count), key=lambda index: self._leaves[index])
         nodes: list[bytes] = [b""] * max(2 * count - 1, 0)
         tree_index = [0] * count

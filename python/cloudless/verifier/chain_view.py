@@ -131,7 +131,7 @@ class VerifierChain:
         return url.rstrip("/") or None
 
     def caller_allowed(self, deal_id: int, caller: str, epoch: int) -> bool:
-        """Whether the deal counts requests that `caller` signs in receipts of `epoch` (`isCallerAllowedAt`)."""
+        """Return whether the deal counts requests that `caller` signs in receipts of `epoch` (`isCallerAllowedAt`)."""
         return self._cached(
             ("caller", deal_id, caller.lower(), epoch),
             lambda: self.session.challenges.is_caller_allowed_at(deal_id, caller, epoch),

@@ -39,7 +39,7 @@ class EpochContext:
 
     `signer` is the worker's peer signer (checksum address) and `epoch_start`
     the epoch's first second: genesis + epoch x epoch duration.
-    `caller_allowed` tells whether the deal counts requests of a caller in
+    `caller_allowed` returns whether the deal counts requests of a caller in
     this epoch (`ChallengeManager.isCallerAllowedAt`); by default every caller counts.
     """
 

@@ -114,7 +114,7 @@ class Verifier:
         self._lock = lock_state_dir(config.state_dir)
         try:
             # A chain restarted and redeployed keeps its id and addresses; the
-            # deployment block's hash tells the instances apart.
+            # deployment block's hash differs between them.
             check_chain_identity(config.state_dir, session, setting="--state-dir", contents="verifier state")
             self.state = VerifierState.load(
                 config.state_dir / "state.json",
